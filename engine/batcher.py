@@ -1,0 +1,115 @@
+"""Greedy batching: concurrent requests are merged into one model call.
+
+Whenever the worker is free it takes everything already queued (up to ``max_rows``) and runs it at
+once. There is no timer: waiting 1-2 ms for company cost 6x throughput at light load here, while
+under heavy load the queue fills by itself while the previous call runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.errors import Overloaded, Unavailable
+from engine.model import ModelOutput
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Job:
+    vectors: np.ndarray
+    future: asyncio.Future[ModelOutput]
+
+
+class GreedyBatcher:
+    """Runs ``run(vectors) -> ModelOutput`` on merged requests, one call at a time, off the event
+    loop (ONNX Runtime releases the GIL, so gRPC keeps parsing the next requests meanwhile)."""
+
+    def __init__(
+        self, run: Callable[[np.ndarray], ModelOutput], *, max_rows: int, max_queue: int
+    ) -> None:
+        self._run = run
+        self._max_rows = max_rows
+        self._queue: asyncio.Queue[_Job | None] = asyncio.Queue(max_queue)
+        self._carry: _Job | None = None
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="scoring")
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._work(), name="batcher")
+
+    async def submit(self, vectors: np.ndarray) -> ModelOutput:
+        """Queues ``vectors`` and waits for their results (rows in the same order)."""
+        if self._closing:
+            raise Unavailable("engine is shutting down; retry on another instance")
+        job = _Job(vectors, asyncio.get_running_loop().create_future())
+        try:
+            self._queue.put_nowait(job)
+        except asyncio.QueueFull:
+            raise Overloaded(
+                f"engine queue is full ({self._queue.maxsize} requests waiting); "
+                "retry with backoff or send more vectors per request"
+            ) from None
+        return await job.future
+
+    async def close(self) -> None:
+        """Finishes every queued job, then stops the worker."""
+        self._closing = True
+        if self._task is not None:
+            await self._queue.put(None)
+            await self._task
+        self._executor.shutdown(wait=True)
+
+    async def _work(self) -> None:
+        while (jobs := await self._next_jobs()) is not None:
+            await self._run_jobs(jobs)
+
+    async def _next_jobs(self) -> list[_Job] | None:
+        """Waits for one job, then greedily adds whatever else is queued, up to ``max_rows``."""
+        first = self._carry or await self._queue.get()
+        self._carry = None
+        if first is None:
+            return None
+        jobs, rows = [first], len(first.vectors)
+        while rows < self._max_rows and not self._queue.empty():
+            job = self._queue.get_nowait()
+            if job is None:  # close() was called: finish these, then stop.
+                self._queue.put_nowait(None)
+                break
+            if rows + len(job.vectors) > self._max_rows:
+                self._carry = job
+                break
+            jobs.append(job)
+            rows += len(job.vectors)
+        return jobs
+
+    async def _run_jobs(self, jobs: list[_Job]) -> None:
+        merged = jobs[0].vectors if len(jobs) == 1 else np.concatenate([j.vectors for j in jobs])
+        loop = asyncio.get_running_loop()
+        try:
+            out = await loop.run_in_executor(self._executor, self._run, merged)
+        except Exception as exc:
+            log.exception("model run failed on a batch of %d rows", len(merged))
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_exception(exc)
+            return
+        start = 0
+        for job in jobs:
+            stop = start + len(job.vectors)
+            if not job.future.done():  # the caller may have gone (cancelled RPC)
+                job.future.set_result(_rows(out, start, stop))
+            start = stop
+
+
+def _rows(out: ModelOutput, start: int, stop: int) -> ModelOutput:
+    return ModelOutput(
+        out.scores[start:stop], out.feature_errors[start:stop], out.threshold, out.model_version
+    )

@@ -1,0 +1,159 @@
+"""Loading the trainer's artifacts into an ONNX Runtime session, and running it.
+
+Every check that can tell a user "these files are not a usable model" happens here, at load time,
+so a bad model never reaches the serving path.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from datasentinel.model_config import ConfigError, ModelConfig, load_config, sha256_file
+from engine import providers as prov
+from engine.errors import ModelLoadError
+
+log = logging.getLogger(__name__)
+
+TRAIN_HINT = "run the trainer first: ./scripts/runTrainer.sh (python -m trainer --models-dir DIR)"
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """How to run the model: providers in preference order, strictness, threads."""
+
+    providers: tuple[str, ...] = prov.DEFAULT_PREFERENCE
+    strict_providers: bool = False
+    tensorrt: prov.TensorRTOptions = field(default_factory=prov.TensorRTOptions)
+    intra_op_threads: int = 1
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    """What one session run produced, tagged with the model that produced it."""
+
+    scores: np.ndarray
+    feature_errors: np.ndarray
+    threshold: float
+    model_version: str
+
+
+class LoadedModel:
+    """A validated model: its config and a warmed-up ONNX Runtime session."""
+
+    def __init__(self, config: ModelConfig, session: ort.InferenceSession, provider: str):
+        self.config = config
+        self.provider = provider
+        self._session = session
+        self._outputs = [config.score_output, config.feature_errors_output]
+
+    @property
+    def input_dim(self) -> int:
+        return self.config.input_dim
+
+    def run(self, vectors: np.ndarray) -> ModelOutput:
+        """Scores validated float32 rows ``[n, input_dim]``. Thread-safe (ORT sessions are)."""
+        scores, errors = self._session.run(self._outputs, {self.config.input_name: vectors})
+        return ModelOutput(scores, errors, self.config.threshold, self.config.model_version)
+
+
+def load_model(models_dir: Path, options: RuntimeOptions) -> LoadedModel:
+    """Reads, verifies and warms up the artifacts in ``models_dir``; raises ModelLoadError with a
+    message that says what to do."""
+    models_dir = Path(models_dir)
+    try:
+        config = load_config(models_dir)
+    except ConfigError as exc:
+        raise ModelLoadError(f"{exc}; {TRAIN_HINT}") from None
+    model_path = models_dir / config.model_file
+    _verify_file(model_path, config.model_sha256)
+    session, provider = _open_session(model_path, options)
+    _check_signature(session, config, model_path)
+    model = LoadedModel(config, session, provider)
+    _warm_up(model, model_path)
+    log.info(
+        "loaded model %s (%d features, threshold %.6g) from %s on %s",
+        config.model_version,
+        config.input_dim,
+        config.threshold,
+        model_path,
+        provider,
+    )
+    return model
+
+
+def _verify_file(model_path: Path, expected_sha256: str) -> None:
+    if not model_path.is_file():
+        raise ModelLoadError(f"{model_path} not found; {TRAIN_HINT}")
+    actual = sha256_file(model_path)
+    if actual != expected_sha256:
+        raise ModelLoadError(
+            f"{model_path} does not match config.json (sha256 {actual[:12]}... expected "
+            f"{expected_sha256[:12]}...): the files come from different training runs or the "
+            f"model is corrupt; {TRAIN_HINT}"
+        )
+
+
+def _open_session(model_path: Path, options: RuntimeOptions) -> tuple[ort.InferenceSession, str]:
+    requested = prov.select_providers(
+        options.providers, ort.get_available_providers(), options.strict_providers
+    )
+    session_options = ort.SessionOptions()
+    # One thread per session: with tiny models, cross-thread hand-offs cost more than the maths,
+    # and spinning threads steal the core the gRPC loop needs.
+    session_options.intra_op_num_threads = options.intra_op_threads
+    session_options.inter_op_num_threads = 1
+    session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        session = ort.InferenceSession(
+            str(model_path),
+            sess_options=session_options,
+            providers=requested,
+            provider_options=prov.provider_options(requested, options.tensorrt),
+        )
+    except Exception as exc:  # onnxruntime raises its own untyped errors for corrupt files
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(
+            f"{model_path} is not a loadable ONNX model ({first_line}); {TRAIN_HINT}"
+        ) from None
+    provider = prov.check_active(requested, session.get_providers(), options.strict_providers)
+    return session, provider
+
+
+def _check_signature(session: ort.InferenceSession, config: ModelConfig, path: Path) -> None:
+    """The graph must take ``[batch, input_dim]`` floats and give the two outputs config names."""
+    inputs = {i.name: i for i in session.get_inputs()}
+    if config.input_name not in inputs or len(inputs) != 1:
+        raise ModelLoadError(
+            f"{path} inputs {sorted(inputs)} do not match config.json input '{config.input_name}'; "
+            f"{TRAIN_HINT}"
+        )
+    shape = inputs[config.input_name].shape
+    if len(shape) != 2 or shape[1] != config.input_dim:
+        raise ModelLoadError(
+            f"{path} takes vectors of shape {shape} but config.json says input_dim "
+            f"{config.input_dim}; {TRAIN_HINT}"
+        )
+    outputs = {o.name for o in session.get_outputs()}
+    missing = {config.score_output, config.feature_errors_output} - outputs
+    if missing:
+        raise ModelLoadError(f"{path} lacks outputs {sorted(missing)}; {TRAIN_HINT}")
+
+
+def _warm_up(model: LoadedModel, path: Path) -> None:
+    """One real inference before serving: providers like TensorRT build their engines on the first
+    run, and a model that cannot run should fail here, not on a client's request."""
+    probe = np.zeros((2, model.input_dim), dtype=np.float32)
+    try:
+        out = model.run(probe)
+    except Exception as exc:
+        raise ModelLoadError(f"{path} failed its warm-up inference: {exc}") from None
+    if out.scores.shape != (2,) or out.feature_errors.shape != probe.shape:
+        raise ModelLoadError(
+            f"{path} returned shapes {out.scores.shape} and {out.feature_errors.shape} for "
+            f"{probe.shape} input; expected (2,) and {probe.shape}; {TRAIN_HINT}"
+        )

@@ -1,0 +1,112 @@
+"""The scoring core: validates batches, scores them through the batcher, decides anomalies.
+
+Knows nothing of gRPC; a KServe v2 front or any other protocol can sit on it unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.batcher import GreedyBatcher
+from engine.errors import InvalidInput, TooLarge
+from engine.model import LoadedModel
+
+
+@dataclass(frozen=True)
+class ScoreBatch:
+    """Vectors to score, ``[rows, input_dim]`` float32, with one client id per row."""
+
+    ids: Sequence[int]
+    vectors: np.ndarray
+    want_feature_errors: bool = False
+
+
+@dataclass(frozen=True)
+class ScoredBatch:
+    """Results row by row, aligned with the batch's ids; all scored by one model."""
+
+    ids: Sequence[int]
+    scores: np.ndarray
+    is_anomaly: np.ndarray
+    threshold: float
+    model_version: str
+    feature_errors: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_batch_rows: int = 4096
+    max_merge_rows: int = 8192
+    max_queue: int = 1024
+
+
+class ScoringCore:
+    """Serves one loaded model through a greedy batcher."""
+
+    def __init__(self, model: LoadedModel, limits: Limits = Limits()) -> None:
+        self.model = model
+        self.limits = limits
+        # The batcher asks for the current model on every run, so a later model swap needs no
+        # batcher change and every result names the model that really scored it.
+        self._batcher = GreedyBatcher(
+            lambda vectors: self.model.run(vectors),
+            max_rows=limits.max_merge_rows,
+            max_queue=limits.max_queue,
+        )
+
+    async def start(self) -> None:
+        """Starts the batcher and runs one request through the whole path."""
+        self._batcher.start()
+        probe = np.zeros((1, self.model.input_dim), dtype=np.float32)
+        await self.score(ScoreBatch(ids=[0], vectors=probe))
+
+    async def close(self) -> None:
+        await self._batcher.close()
+
+    async def score(self, batch: ScoreBatch) -> ScoredBatch:
+        self.validate(batch)
+        out = await self._batcher.submit(batch.vectors)
+        return ScoredBatch(
+            ids=batch.ids,
+            scores=out.scores,
+            is_anomaly=out.scores > out.threshold,
+            threshold=out.threshold,
+            model_version=out.model_version,
+            feature_errors=out.feature_errors if batch.want_feature_errors else None,
+        )
+
+    def validate(self, batch: ScoreBatch) -> None:
+        """Raises InvalidInput / TooLarge with a message that tells the client what to fix."""
+        vectors, config = batch.vectors, self.model.config
+        rows = vectors.shape[0]
+        if rows == 0:
+            raise InvalidInput("empty batch: send at least one vector")
+        if rows > self.limits.max_batch_rows:
+            raise TooLarge(
+                f"batch of {rows} vectors exceeds the engine's maximum of "
+                f"{self.limits.max_batch_rows} per request; split it into smaller requests"
+            )
+        if vectors.ndim != 2 or vectors.shape[1] != config.input_dim:
+            width = vectors.shape[1] if vectors.ndim == 2 else "?"
+            raise InvalidInput(
+                f"vectors have {width} features but the model expects {config.input_dim} "
+                f"({_names(config.feature_names)})"
+            )
+        if len(batch.ids) != rows:
+            raise InvalidInput(f"{len(batch.ids)} ids for {rows} vectors: send one id per vector")
+        finite = np.isfinite(vectors)
+        if not finite.all():
+            row, col = np.argwhere(~finite)[0]
+            raise InvalidInput(
+                f"vector {row} (id {batch.ids[row]}) has a non-finite value "
+                f"({vectors[row, col]}) in feature '{config.feature_names[col]}': "
+                "NaN and Inf cannot be scored"
+            )
+
+
+def _names(names: list[str], shown: int = 4) -> str:
+    head = ", ".join(names[:shown])
+    return head + (f", ... {len(names) - shown} more" if len(names) > shown else "")

@@ -1,0 +1,147 @@
+"""The engine process: load the model, serve gRPC (scoring, health, reflection), stop cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+from grpc_reflection.v1alpha import reflection
+
+from datasentinel.v1 import scoring_pb2 as pb
+from datasentinel.v1 import scoring_pb2_grpc as pb_grpc
+from engine.errors import BindError
+from engine.model import RuntimeOptions, load_model
+from engine.providers import TensorRTOptions
+from engine.scoring import Limits, ScoringCore
+from engine.servicer import AnomalyScorerServicer
+from engine.settings import EngineSettings
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AnomalyScorer"].full_name
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def runtime_options(settings: EngineSettings) -> RuntimeOptions:
+    trt_cache = settings.engine_cache_dir if settings.trt_engine_cache else None
+    return RuntimeOptions(
+        providers=tuple(settings.providers),
+        strict_providers=settings.strict_providers,
+        tensorrt=TensorRTOptions(fp16=settings.trt_fp16, engine_cache_dir=trt_cache),
+        intra_op_threads=settings.intra_op_threads,
+    )
+
+
+def limits(settings: EngineSettings) -> Limits:
+    return Limits(
+        max_batch_rows=settings.max_batch_rows,
+        max_merge_rows=max(settings.max_merge_rows, settings.max_batch_rows),
+        max_queue=settings.max_queue,
+    )
+
+
+class ShutdownSignals:
+    """SIGTERM/SIGINT become one "should exit" event; a second signal skips the grace period."""
+
+    def __init__(self) -> None:
+        self.requested = asyncio.Event()
+        self.forced = asyncio.Event()
+
+    def install(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if self.requested.is_set():
+            log.warning("second %s: stopping now, cancelling in-flight calls", sig.name)
+            self.forced.set()
+        else:
+            log.info("%s received: finishing in-flight calls, then exiting", sig.name)
+            self.requested.set()
+
+
+async def serve(settings: EngineSettings, signals: ShutdownSignals) -> None:
+    """Runs the engine until ``signals.requested`` is set."""
+    model = load_model(settings.models_dir, runtime_options(settings))
+    core = ScoringCore(model, limits(settings))
+    health = health_aio.HealthServicer()
+    server = _build_server(settings, core, health)
+    await _set_health(health, NOT_SERVING)
+    port = _bind(server, settings)
+    await server.start()
+    log.info("listening on %s:%d", settings.bind_host, port)
+    try:
+        await core.start()
+        await _set_health(health, SERVING)
+        log.info("SERVING model %s on %s", model.config.model_version, model.provider)
+        await signals.requested.wait()
+    finally:
+        await health.enter_graceful_shutdown()
+        await _stop(server, settings.grace_seconds, signals.forced)
+        await core.close()
+        log.info("stopped")
+
+
+def _build_server(
+    settings: EngineSettings, core: ScoringCore, health: health_aio.HealthServicer
+) -> grpc.aio.Server:
+    max_bytes = settings.max_message_mb * 1024 * 1024
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", max_bytes),
+            ("grpc.max_send_message_length", max_bytes),
+            # gRPC shares ports by default (SO_REUSEPORT): then a second engine on a busy port
+            # would silently split traffic with the first instead of failing.
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    pb_grpc.add_AnomalyScorerServicer_to_server(
+        AnomalyScorerServicer(core, settings.stream_window), server
+    )
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    reflection.enable_server_reflection(
+        (
+            SERVICE_NAME,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
+        server,
+    )
+    return server
+
+
+def _bind(server: grpc.aio.Server, settings: EngineSettings) -> int:
+    address = f"{settings.bind_host}:{settings.port}"
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError:
+        port = 0
+    if port == 0:
+        raise BindError(
+            f"cannot listen on {address}: port {settings.port} is already in use (or the address "
+            "is not available); stop the other process or choose another port with ENGINE_PORT"
+        )
+    return port
+
+
+async def _set_health(health: health_aio.HealthServicer, status: int) -> None:
+    for service in ("", SERVICE_NAME):
+        await health.set(service, status)
+
+
+async def _stop(server: grpc.aio.Server, grace: float, forced: asyncio.Event) -> None:
+    """Stops accepting calls and lets in-flight ones finish within ``grace`` seconds, or at once
+    when a second signal arrives."""
+    graceful = asyncio.create_task(server.stop(grace))
+    force = asyncio.create_task(forced.wait())
+    await asyncio.wait((graceful, force), return_when=asyncio.FIRST_COMPLETED)
+    if not graceful.done():
+        await server.stop(0)
+    await graceful
+    force.cancel()

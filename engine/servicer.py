@@ -1,0 +1,68 @@
+"""The gRPC servicer: converts, calls the scoring core, converts back. No logic of its own."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import grpc
+
+from datasentinel.v1 import scoring_pb2 as pb
+from datasentinel.v1 import scoring_pb2_grpc as pb_grpc
+from engine import converters
+from engine.scoring import ScoringCore
+from engine.status import abort_on_error, status_for
+
+
+class AnomalyScorerServicer(pb_grpc.AnomalyScorerServicer):
+    def __init__(self, core: ScoringCore, stream_window: int) -> None:
+        self._core = core
+        self._window = stream_window
+
+    @abort_on_error
+    async def Score(self, request: pb.ScoreRequest, context: grpc.aio.ServicerContext):
+        return await self._score(request)
+
+    @abort_on_error
+    async def GetModelInfo(self, request, context: grpc.aio.ServicerContext) -> pb.ModelInfo:
+        return converters.model_info(self._core.model, self._core.limits)
+
+    async def ScoreStream(
+        self, requests: AsyncIterator[pb.ScoreRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ScoreStreamResponse]:
+        """Pipelined: up to ``stream_window`` requests of one stream are scored concurrently (so
+        they can share model calls), and answered strictly in request order."""
+        pending: asyncio.Queue[asyncio.Task | None] = asyncio.Queue(self._window)
+        reader = asyncio.create_task(self._read(requests, pending))
+        try:
+            while (task := await pending.get()) is not None:
+                yield await task
+            await reader  # re-raises a failed read (e.g. the client cancelled)
+        finally:
+            reader.cancel()
+            while not pending.empty():
+                if (task := pending.get_nowait()) is not None:
+                    task.cancel()
+
+    async def _read(self, requests: AsyncIterator[pb.ScoreRequest], pending: asyncio.Queue) -> None:
+        failure: Exception | None = None
+        try:
+            async for request in requests:
+                await pending.put(asyncio.create_task(self._answer(request)))
+        except Exception as exc:  # a broken read still lets the answers already owed go out
+            failure = exc
+        await pending.put(None)
+        if failure is not None:
+            raise failure
+
+    async def _answer(self, request: pb.ScoreRequest) -> pb.ScoreStreamResponse:
+        """One stream request's answer: its results, or its own error; never ends the stream."""
+        try:
+            return converters.stream_result(await self._score(request))
+        except Exception as exc:
+            code, message = status_for(exc)
+            return converters.stream_error(request, code.value[0], message)
+
+    async def _score(self, request: pb.ScoreRequest) -> pb.ScoreResponse:
+        result = await self._core.score(converters.batch_from_request(request))
+        return converters.response_from_result(result, request.request_id)

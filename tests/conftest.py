@@ -1,0 +1,226 @@
+"""Shared fixtures: tiny model artifacts built without torch, and a real engine process."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import grpc
+import numpy as np
+import onnx
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from onnx import TensorProto, helper, numpy_helper
+
+from datasentinel.model_config import (
+    FEATURE_ERRORS_OUTPUT,
+    INPUT_NAME,
+    MODEL_FILENAME,
+    SCORE_OUTPUT,
+    ModelConfig,
+    Normalisation,
+    TrainingSummary,
+    Versions,
+    save_config,
+    sha256_file,
+    write_atomic,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+SERVICE = "datasentinel.v1.AnomalyScorer"
+
+
+@dataclass(frozen=True)
+class TinyModel:
+    """A linear "autoencoder" (projection onto a subspace) with known maths, for engine tests."""
+
+    dir: Path
+    mean: np.ndarray
+    std: np.ndarray
+    projection: np.ndarray
+    threshold: float
+    version: str
+
+    @property
+    def dim(self) -> int:
+        return len(self.mean)
+
+    def expected(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        z = (x - self.mean) / self.std
+        errors = (z - z @ self.projection) ** 2
+        return errors.mean(axis=1), errors
+
+
+def build_tiny_model(
+    directory: Path, dim: int = 4, threshold: float = 0.5, version: str = "tiny-1", seed: int = 0
+) -> TinyModel:
+    rng = np.random.default_rng(seed)
+    mean = rng.normal(size=dim).astype(np.float32)
+    std = rng.uniform(0.5, 2.0, size=dim).astype(np.float32)
+    basis, _ = np.linalg.qr(rng.normal(size=(dim, max(1, dim // 2))))
+    projection = (basis @ basis.T).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Sub", [INPUT_NAME, "mean"], ["centred"]),
+            helper.make_node("Div", ["centred", "std"], ["z"]),
+            helper.make_node("MatMul", ["z", "projection"], ["recon"]),
+            helper.make_node("Sub", ["z", "recon"], ["residual"]),
+            helper.make_node("Mul", ["residual", "residual"], [FEATURE_ERRORS_OUTPUT]),
+            helper.make_node(
+                "ReduceMean", [FEATURE_ERRORS_OUTPUT, "axes"], [SCORE_OUTPUT], keepdims=0
+            ),
+        ],
+        "tiny",
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["batch", dim])],
+        [
+            helper.make_tensor_value_info(SCORE_OUTPUT, TensorProto.FLOAT, ["batch"]),
+            helper.make_tensor_value_info(FEATURE_ERRORS_OUTPUT, TensorProto.FLOAT, ["batch", dim]),
+        ],
+        [
+            numpy_helper.from_array(mean, "mean"),
+            numpy_helper.from_array(std, "std"),
+            numpy_helper.from_array(projection, "projection"),
+            numpy_helper.from_array(np.array([1], dtype=np.int64), "axes"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    directory.mkdir(parents=True, exist_ok=True)
+    write_atomic(directory / MODEL_FILENAME, model.SerializeToString())
+    save_config(
+        tiny_config(directory, mean, std, threshold, version),
+        directory,
+    )
+    return TinyModel(directory, mean, std, projection, threshold, version)
+
+
+def tiny_config(directory: Path, mean, std, threshold: float, version: str) -> ModelConfig:
+    dim = len(mean)
+    return ModelConfig(
+        model_sha256=sha256_file(directory / MODEL_FILENAME),
+        model_version=version,
+        created_at=datetime.now(UTC),
+        feature_names=[f"f{i}" for i in range(dim)],
+        input_dim=dim,
+        threshold=threshold,
+        normalisation=Normalisation(mean=mean.tolist(), std=std.tolist()),
+        versions=Versions(datasentinel="test", opset=18),
+        training=TrainingSummary(
+            data_source="tests",
+            rows_train=1,
+            rows_validation=1,
+            epochs_run=1,
+            best_epoch=1,
+            best_validation_loss=0.0,
+            threshold_quantile=0.99,
+            seed=0,
+        ),
+    )
+
+
+@pytest.fixture
+def tiny_model(tmp_path: Path) -> TinyModel:
+    return build_tiny_model(tmp_path / "models")
+
+
+@dataclass
+class EngineProcess:
+    """A real ``python -m engine`` child process; its log is collected line by line."""
+
+    process: subprocess.Popen
+    port: int = 0
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def channel(self) -> grpc.Channel:
+        return grpc.insecure_channel(self.address)
+
+    def log(self) -> str:
+        return "".join(self.lines)
+
+    def stop(self, sig: int | None = None, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig or 15)
+        return self.process.wait(timeout)
+
+
+def engine_command(models_dir: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "engine", "--models-dir", str(models_dir), *args]
+
+
+def spawn_engine(models_dir: Path, *args: str, env: dict[str, str] | None = None) -> EngineProcess:
+    """Starts the engine on a free port (port 0) and reads the port back from its log."""
+    command = engine_command(models_dir, "--bind-host", "127.0.0.1", "--port", "0", *args)
+    process = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    engine = EngineProcess(process)
+    found = threading.Event()
+
+    def pump() -> None:
+        for line in process.stdout:
+            engine.lines.append(line)
+            match = re.search(r"listening on [\d.]+:(\d+)", line)
+            if match:
+                engine.port = int(match.group(1))
+                found.set()
+        found.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    found.wait(60)
+    return engine
+
+
+def wait_serving(engine: EngineProcess, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    with engine.channel() as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            try:
+                status = stub.Check(health_pb2.HealthCheckRequest(service=SERVICE), timeout=2)
+                if status.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.05)
+    raise AssertionError(f"engine never became SERVING; log:\n{engine.log()}")
+
+
+@pytest.fixture
+def start_engine() -> Iterator:
+    """Starts engines that are stopped (SIGTERM, then SIGKILL) when the test ends."""
+    started: list[EngineProcess] = []
+
+    def start(models_dir: Path, *args: str, wait: bool = True, **kwargs) -> EngineProcess:
+        engine = spawn_engine(models_dir, *args, **kwargs)
+        started.append(engine)
+        if wait:
+            assert engine.port, f"engine did not report a port; log:\n{engine.log()}"
+            wait_serving(engine)
+        return engine
+
+    yield start
+    for engine in started:
+        if engine.process.poll() is None:
+            engine.process.terminate()
+            try:
+                engine.process.wait(15)
+            except subprocess.TimeoutExpired:
+                engine.process.kill()
