@@ -1,0 +1,124 @@
+"""The greedy batcher merges what is queued, keeps rows in order, and bounds its queue."""
+
+import asyncio
+import threading
+
+import numpy as np
+import pytest
+
+from engine.batcher import GreedyBatcher
+from engine.errors import Overloaded, Unavailable
+from engine.model import ModelOutput
+
+
+class RecordingModel:
+    """Scores a row as its first value; records the size of every call. Can be held to let a
+    queue build up behind a running call."""
+
+    def __init__(self):
+        self.calls: list[int] = []
+        self.release = threading.Event()
+        self.release.set()
+
+    def __call__(self, vectors):
+        self.release.wait(5)
+        self.calls.append(len(vectors))
+        return ModelOutput(vectors[:, 0].copy(), vectors**2, 0.5, "v1")
+
+
+def rows(start, n):
+    return np.arange(start, start + n, dtype=np.float32).repeat(2).reshape(n, 2)
+
+
+async def started(model, max_rows=100, max_queue=100):
+    batcher = GreedyBatcher(model, max_rows=max_rows, max_queue=max_queue)
+    batcher.start()
+    return batcher
+
+
+async def test_each_caller_gets_its_own_rows_back():
+    batcher = await started(RecordingModel())
+    outs = await asyncio.gather(*(batcher.submit(rows(10 * i, 3)) for i in range(5)))
+    await batcher.close()
+    for i, out in enumerate(outs):
+        np.testing.assert_array_equal(out.scores, [10 * i, 10 * i + 1, 10 * i + 2])
+        assert out.feature_errors.shape == (3, 2)
+        assert out.model_version == "v1"
+
+
+async def test_requests_queued_behind_a_running_call_are_merged():
+    model = RecordingModel()
+    batcher = await started(model)
+    model.release.clear()
+    first = asyncio.ensure_future(batcher.submit(rows(0, 1)))
+    await asyncio.sleep(0.05)  # the first call is now running, held
+    rest = [asyncio.ensure_future(batcher.submit(rows(i, 2))) for i in range(6)]
+    await asyncio.sleep(0.01)
+    model.release.set()
+    await asyncio.gather(first, *rest)
+    await batcher.close()
+    assert model.calls == [1, 12]
+
+
+async def test_merge_never_exceeds_max_rows_and_keeps_order():
+    model = RecordingModel()
+    batcher = await started(model, max_rows=5)
+    model.release.clear()
+    first = asyncio.ensure_future(batcher.submit(rows(0, 1)))
+    await asyncio.sleep(0.05)
+    rest = [asyncio.ensure_future(batcher.submit(rows(100 + 10 * i, 2))) for i in range(5)]
+    await asyncio.sleep(0.01)
+    model.release.set()
+    outs = await asyncio.gather(first, *rest)
+    await batcher.close()
+    assert all(n <= 5 for n in model.calls)
+    assert sum(model.calls) == 11
+    for i, out in enumerate(outs[1:]):
+        np.testing.assert_array_equal(out.scores, [100 + 10 * i, 101 + 10 * i])
+
+
+async def test_full_queue_answers_overloaded():
+    model = RecordingModel()
+    batcher = await started(model, max_queue=2)
+    model.release.clear()
+    running = asyncio.ensure_future(batcher.submit(rows(0, 1)))
+    await asyncio.sleep(0.05)
+    queued = [asyncio.ensure_future(batcher.submit(rows(0, 1))) for _ in range(2)]
+    await asyncio.sleep(0)
+    with pytest.raises(Overloaded, match="queue is full"):
+        await batcher.submit(rows(0, 1))
+    model.release.set()
+    await asyncio.gather(running, *queued)
+    await batcher.close()
+
+
+async def test_close_finishes_queued_work_then_refuses_new():
+    model = RecordingModel()
+    batcher = await started(model)
+    model.release.clear()
+    pending = [asyncio.ensure_future(batcher.submit(rows(i, 1))) for i in range(4)]
+    await asyncio.sleep(0.02)
+    closing = asyncio.ensure_future(batcher.close())
+    await asyncio.sleep(0.02)
+    model.release.set()
+    await closing
+    assert [out.scores[0] for out in await asyncio.gather(*pending)] == [0, 1, 2, 3]
+    with pytest.raises(Unavailable, match="shutting down"):
+        await batcher.submit(rows(0, 1))
+
+
+async def test_model_failure_reaches_every_caller_of_that_call_only():
+    calls = []
+
+    def flaky(vectors):
+        calls.append(len(vectors))
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return ModelOutput(vectors[:, 0].copy(), vectors, 0.5, "v1")
+
+    batcher = await started(flaky)
+    with pytest.raises(RuntimeError, match="boom"):
+        await batcher.submit(rows(0, 2))
+    out = await batcher.submit(rows(5, 1))
+    await batcher.close()
+    assert out.scores[0] == 5
