@@ -1,0 +1,34 @@
+import numpy as np
+import pytest
+import torch
+
+from trainer.model import (
+    build_scoring_graph,
+    default_hidden_dims,
+    default_latent_dim,
+    fit_standardisation,
+)
+
+
+def test_constant_feature_gets_unit_std():
+    features = np.column_stack([np.full(20, 3.7), np.arange(20.0)]).astype(np.float32)
+    mean, std = fit_standardisation(features)
+    assert std[0] == 1.0 and mean[0] == pytest.approx(3.7)
+
+
+@pytest.mark.parametrize("input_dim", [1, 2, 3, 8, 50])
+def test_default_latent_is_a_bottleneck(input_dim):
+    latent = default_latent_dim(input_dim)
+    assert 1 <= latent < max(input_dim, 2)
+    assert default_hidden_dims(input_dim)[0] >= input_dim
+
+
+def test_scoring_graph_score_is_mean_of_feature_errors():
+    features = np.random.default_rng(0).normal(10, 5, size=(30, 4)).astype(np.float32)
+    graph = build_scoring_graph(features, [8], 2)
+    with torch.no_grad():
+        score, errors = graph(torch.from_numpy(features))
+        z = (torch.from_numpy(features) - graph.mean) / graph.std
+        expected = (z - graph.autoencoder(z)) ** 2
+    torch.testing.assert_close(errors, expected)
+    torch.testing.assert_close(score, expected.mean(dim=1))

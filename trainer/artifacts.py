@@ -1,0 +1,65 @@
+"""What lands in the models folder: ``model.onnx`` and the ``config.json`` describing it."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from pathlib import Path
+
+import onnx
+import onnxruntime
+import torch
+
+import datasentinel
+from datasentinel.model_config import (
+    MODEL_FILENAME,
+    ModelConfig,
+    Normalisation,
+    TrainingSummary,
+    Versions,
+    save_config,
+    write_atomic,
+)
+from trainer.export import OPSET
+from trainer.model import ScoringGraph
+
+
+def build_config(
+    onnx_bytes: bytes,
+    graph: ScoringGraph,
+    feature_names: list[str],
+    threshold: float,
+    training: TrainingSummary,
+) -> ModelConfig:
+    """The config for exactly these model bytes (their sha256 and a version derived from it)."""
+    sha256 = hashlib.sha256(onnx_bytes).hexdigest()
+    created_at = datetime.now(UTC).replace(microsecond=0)
+    return ModelConfig(
+        model_sha256=sha256,
+        model_version=f"{created_at:%Y%m%dT%H%M%SZ}-{sha256[:8]}",
+        created_at=created_at,
+        feature_names=feature_names,
+        input_dim=len(feature_names),
+        threshold=threshold,
+        normalisation=Normalisation(mean=graph.mean.tolist(), std=graph.std.tolist()),
+        versions=software_versions(),
+        training=training,
+    )
+
+
+def software_versions() -> Versions:
+    return Versions(
+        datasentinel=datasentinel.__version__,
+        torch=torch.__version__,
+        onnx=onnx.__version__,
+        onnxruntime=onnxruntime.__version__,
+        opset=OPSET,
+    )
+
+
+def write_artifacts(onnx_bytes: bytes, config: ModelConfig, models_dir: Path) -> tuple[Path, Path]:
+    """Model first, config second, each atomically: an engine that reloads when config.json
+    changes then always finds the model that config describes."""
+    model_path = Path(models_dir) / MODEL_FILENAME
+    write_atomic(model_path, onnx_bytes)
+    return model_path, save_config(config, models_dir)

@@ -1,0 +1,144 @@
+"""ONNX export of the scoring graph, checked against torch before anything is written."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from datasentinel.model_config import (
+    FEATURE_ERRORS_OUTPUT,
+    INPUT_NAME,
+    MODEL_FILENAME,
+    SCORE_OUTPUT,
+)
+from trainer.errors import ExportError
+from trainer.model import ScoringGraph
+
+log = logging.getLogger(__name__)
+
+OPSET = 18
+OUTPUTS = [SCORE_OUTPUT, FEATURE_ERRORS_OUTPUT]
+PARITY_RTOL = 1e-4
+PARITY_ATOL = 1e-5
+# Parity is checked on a few hundred real rows, on one row and on a large batch, because a
+# wrongly fixed batch axis only shows at batch sizes other than the traced one.
+PARITY_ROWS = 300
+LARGE_BATCH = 1000
+
+
+def export_onnx(graph: ScoringGraph, reference_rows: np.ndarray) -> bytes:
+    """The graph as self-contained ONNX bytes whose outputs match torch on ``reference_rows``
+    (raw feature rows, e.g. the validation split); raises ExportError otherwise."""
+    graph.eval()
+    input_dim = reference_rows.shape[1]
+    with tempfile.TemporaryDirectory(prefix="trainer-export-") as tmp:
+        path = Path(tmp) / MODEL_FILENAME
+        _torch_export(graph, input_dim, path)
+        # onnx.load folds any external-data side file back in, so the bytes stand alone.
+        model = onnx.load(path)
+    check_signature(model, input_dim)
+    onnx_bytes = model.SerializeToString()
+    check_parity(graph, onnx_bytes, reference_rows)
+    log.info("ONNX export matches torch (rtol %g, atol %g)", PARITY_RTOL, PARITY_ATOL)
+    return onnx_bytes
+
+
+def _torch_export(graph: ScoringGraph, input_dim: int, path: Path) -> None:
+    # Two example rows: torch.export specialises a dimension whose example size is 1.
+    example = torch.zeros((2, input_dim), dtype=torch.float32)
+    with _quiet_exporter():
+        torch.onnx.export(
+            graph,
+            (example,),
+            path,
+            input_names=[INPUT_NAME],
+            output_names=OUTPUTS,
+            dynamo=True,
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            opset_version=OPSET,
+            external_data=False,
+            verbose=False,
+        )
+
+
+@contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """The exporter and its optimiser log each pass at INFO and warn about optional packages we
+    do not use (torchvision) and deprecations inside torch; none of it helps someone training a
+    model. Errors still get through."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript", "onnx_ir")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def check_signature(model: onnx.ModelProto, input_dim: int) -> None:
+    """One float input ``[batch, input_dim]`` with a symbolic batch axis, the agreed outputs, and
+    no tensor stored outside the file."""
+    onnx.checker.check_model(model)
+    inputs = [(i.name, _shape(i)) for i in model.graph.input]
+    if len(inputs) != 1 or inputs[0][0] != INPUT_NAME or not _is_batch_by(inputs[0][1], input_dim):
+        raise ExportError(f"ONNX inputs are {inputs}, expected {INPUT_NAME} [batch, {input_dim}]")
+    outputs = [o.name for o in model.graph.output]
+    if outputs != OUTPUTS:
+        raise ExportError(f"ONNX outputs are {outputs}, expected {OUTPUTS}")
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
+        raise ExportError("the ONNX model refers to external data; it must be one file")
+
+
+def _shape(value: onnx.ValueInfoProto) -> list[str | int]:
+    return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+
+
+def _is_batch_by(shape: list[str | int], input_dim: int) -> bool:
+    return len(shape) == 2 and isinstance(shape[0], str) and shape[1] == input_dim
+
+
+def check_parity(graph: ScoringGraph, onnx_bytes: bytes, rows: np.ndarray) -> None:
+    """ONNX Runtime's outputs must equal torch's on several batch sizes; raises ExportError."""
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    for batch in parity_batches(rows):
+        expected = _torch_outputs(graph, batch)
+        actual = session.run(OUTPUTS, {INPUT_NAME: batch})
+        for name, want, got in zip(OUTPUTS, expected, actual, strict=True):
+            _assert_close(name, len(batch), want, got)
+
+
+def parity_batches(rows: np.ndarray) -> list[np.ndarray]:
+    """A few hundred rows, a single row, and ``LARGE_BATCH`` rows (the rows repeated)."""
+    rows = np.ascontiguousarray(rows, dtype=np.float32)
+    large = np.resize(rows, (LARGE_BATCH, rows.shape[1]))
+    return [rows[:PARITY_ROWS], rows[:1], large]
+
+
+@torch.no_grad()
+def _torch_outputs(graph: ScoringGraph, batch: np.ndarray) -> list[np.ndarray]:
+    return [output.numpy() for output in graph(torch.from_numpy(batch))]
+
+
+def _assert_close(name: str, n_rows: int, expected: np.ndarray, actual: np.ndarray) -> None:
+    try:
+        np.testing.assert_allclose(actual, expected, rtol=PARITY_RTOL, atol=PARITY_ATOL)
+    except AssertionError:
+        worst = float(np.max(np.abs(actual - expected))) if actual.shape == expected.shape else None
+        raise ExportError(
+            f"ONNX output {name!r} disagrees with torch on a batch of {n_rows} rows "
+            f"(shape {actual.shape} vs {expected.shape}, largest difference {worst})"
+        ) from None

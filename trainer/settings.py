@@ -1,0 +1,100 @@
+"""The trainer's settings: one class, read from the command line and ``TRAINER_*`` variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, PositiveFloat, PositiveInt
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TrainerSettings(BaseSettings):
+    """Trains an autoencoder anomaly detector and writes model.onnx and config.json."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TRAINER_",
+        cli_kebab_case=True,
+        cli_prog_name="python -m trainer",
+        cli_implicit_flags=True,
+        extra="ignore",
+    )
+
+    data: Path | None = Field(
+        default=None,
+        description="CSV file of numeric feature columns with a header row; unset = the built-in "
+        "synthetic sensor data. Env: TRAINER_DATA.",
+    )
+    label_column: str | None = Field(
+        default=None,
+        description="Column of the CSV holding 0 (normal) / 1 (anomaly); excluded from the "
+        "features and used only to evaluate the model. Env: TRAINER_LABEL_COLUMN.",
+    )
+    models_dir: Path = Field(
+        default=Path("models"),
+        # The engine reads MODELS_DIR too, so one variable points both at the same folder.
+        validation_alias=AliasChoices("models_dir", "MODELS_DIR"),
+        description="Folder to write model.onnx, config.json and the plots into. Env: MODELS_DIR.",
+    )
+    synthetic_rows: PositiveInt = Field(
+        default=20_000,
+        description="Rows of synthetic data to generate when no CSV is given. "
+        "Env: TRAINER_SYNTHETIC_ROWS.",
+    )
+    seed: int = Field(
+        default=0,
+        ge=0,
+        description="Seed for the data split, the weights and the batch order. Env: TRAINER_SEED.",
+    )
+    epochs: PositiveInt = Field(
+        default=200,
+        description="Most epochs to train; early stopping usually ends sooner. "
+        "Env: TRAINER_EPOCHS.",
+    )
+    patience: PositiveInt = Field(
+        default=10,
+        description="Stop after this many epochs without a better validation loss. "
+        "Env: TRAINER_PATIENCE.",
+    )
+    batch_size: PositiveInt = Field(
+        default=256, description="Rows per mini-batch. Env: TRAINER_BATCH_SIZE."
+    )
+    learning_rate: PositiveFloat = Field(
+        default=3e-3, description="Adam learning rate. Env: TRAINER_LEARNING_RATE."
+    )
+    hidden_dims: list[PositiveInt] | None = Field(
+        default=None,
+        description="Widths of the encoder's hidden layers, e.g. 32,16 (the decoder mirrors "
+        "them); unset = one layer of max(2*features, 16). Env: TRAINER_HIDDEN_DIMS.",
+    )
+    latent_dim: PositiveInt | None = Field(
+        default=None,
+        description="Width of the bottleneck; unset = about half the number of features. "
+        "Env: TRAINER_LATENT_DIM.",
+    )
+    validation_fraction: float = Field(
+        default=0.2,
+        gt=0,
+        lt=1,
+        description="Share of rows held out for early stopping, the threshold and the "
+        "evaluation. Env: TRAINER_VALIDATION_FRACTION.",
+    )
+    threshold_quantile: float = Field(
+        default=0.99,
+        gt=0,
+        lt=1,
+        description="Quantile of the validation scores used as the anomaly threshold. "
+        "Env: TRAINER_THRESHOLD_QUANTILE.",
+    )
+    torch_threads: PositiveInt = Field(
+        default=1,
+        # Measured on a 2-core machine: the model is too small to split; 2 threads ran 3-30x slower.
+        description="CPU threads torch may use; 1 is fastest for a model this small. "
+        "Env: TRAINER_TORCH_THREADS.",
+    )
+    plots: bool = Field(
+        default=True,
+        description="Write training_loss.png and validation_scores.png. Env: TRAINER_PLOTS.",
+    )
+    progress: bool = Field(
+        default=True, description="Show a progress bar over epochs. Env: TRAINER_PROGRESS."
+    )

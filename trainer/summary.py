@@ -1,0 +1,33 @@
+"""The short human-readable block printed when a run ends."""
+
+from __future__ import annotations
+
+from trainer.pipeline import TrainingResult
+
+
+def format_summary(result: TrainingResult) -> str:
+    config, training = result.config, result.config.training
+    lines = [
+        "Training finished",
+        f"  data        {training.data_source}",
+        f"  rows        {training.rows_train} train / {training.rows_validation} validation",
+        f"  features    {config.input_dim}: {_names(config.feature_names)}",
+        f"  epochs      {training.epochs_run} run, best {training.best_epoch} "
+        f"(validation loss {training.best_validation_loss:.4g})",
+        f"  threshold   {config.threshold:.4g} "
+        f"({training.threshold_quantile:g} quantile of validation scores)",
+    ]
+    if result.evaluation is not None:
+        lines.append(
+            f"  validation  ROC-AUC {training.roc_auc:.4f}, precision {training.precision:.3f}, "
+            f"recall {training.recall:.3f} (score > threshold)"
+        )
+    lines.append(f"  version     {config.model_version}")
+    lines.append("  wrote")
+    lines += [f"    {path}" for path in [result.model_path, result.config_path, *result.plot_paths]]
+    return "\n".join(lines)
+
+
+def _names(names: list[str], shown: int = 6) -> str:
+    more = f", ... (+{len(names) - shown})" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
