@@ -1,0 +1,173 @@
+"""``run()``: the producer as a callable: settings in, a RunResult out (the CLI is a thin shell)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TextIO
+
+import numpy as np
+
+from producer.client import ScoreStreamClient, open_channel
+from producer.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from producer.health import check_input, fetch_model_info, wait_until_serving
+from producer.ledger import Ledger, RowState
+from producer.report import (
+    LabelMetrics,
+    RowPrinter,
+    format_summary,
+    label_metrics,
+    use_color,
+    write_csv,
+)
+from producer.settings import ProducerSettings
+from producer.sources import Source, open_source, paced
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Everything a run found out. Row-level data (state, scores, flags, failure reasons) lives
+    in ``ledger``, indexed by id (= input row)."""
+
+    target: str
+    source: str
+    batch_size: int
+    model_version: str  # from GetModelInfo; ``model_versions`` holds what actually scored
+    threshold: float
+    labels: np.ndarray | None
+    ledger: Ledger
+    stream_error: str | None
+    interrupted: bool
+
+    @property
+    def n_rows(self) -> int:
+        return self.ledger.n_rows
+
+    @property
+    def vectors_sent(self) -> int:
+        return self.ledger.vectors_sent
+
+    @property
+    def messages_sent(self) -> int:
+        return self.ledger.messages_sent
+
+    @cached_property
+    def answered(self) -> int:
+        return self.ledger.count(RowState.OK)
+
+    @property
+    def failed(self) -> int:
+        return self.n_rows - self.answered
+
+    @cached_property
+    def flagged(self) -> int:
+        return int(np.count_nonzero(self.ledger.is_anomaly & self._ok))
+
+    @property
+    def failures(self) -> list[tuple[str, int]]:
+        return self.ledger.failures()
+
+    @property
+    def violations(self) -> list[str]:
+        return self.ledger.violations
+
+    @property
+    def n_violations(self) -> int:
+        return self.ledger.n_violations
+
+    @property
+    def model_versions(self) -> list[str]:
+        return sorted(self.ledger.model_versions)
+
+    @property
+    def elapsed_s(self) -> float:
+        first, last = self.ledger.first_sent_at, self.ledger.last_answer_at
+        return max(last - first, 0.0) if first is not None and last is not None else 0.0
+
+    @property
+    def vectors_per_s(self) -> float:
+        return self.answered / self.elapsed_s if self.elapsed_s else 0.0
+
+    @property
+    def messages_per_s(self) -> float:
+        return self.ledger.messages_answered / self.elapsed_s if self.elapsed_s else 0.0
+
+    @property
+    def latencies_ms(self) -> np.ndarray:
+        return np.asarray(self.ledger.latencies) * 1000.0
+
+    @cached_property
+    def metrics(self) -> LabelMetrics | None:
+        """Precision, recall and ROC-AUC against the labels, over the answered rows."""
+        if self.labels is None or not self.answered:
+            return None
+        ok = self._ok
+        return label_metrics(self.labels[ok], self.ledger.scores[ok], self.ledger.is_anomaly[ok])
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        if self.failed or self.n_violations:
+            return EXIT_FAILED
+        return EXIT_OK
+
+    @property
+    def _ok(self) -> np.ndarray:
+        return self.ledger.state == RowState.OK
+
+
+def run(settings: ProducerSettings, out: TextIO | None = None) -> RunResult:
+    """Loads the input, waits for the engine, streams every vector, prints per-row lines and
+    the summary to ``out`` (stdout by default) and writes ``settings.output``.
+
+    Raises SourceError / InputMismatch (bad input) and EngineNotReady before anything is sent;
+    once streaming, problems are in the result (``exit_code``), not raised."""
+    out = sys.stdout if out is None else out
+    source = open_source(settings.csv, settings.label_column, settings.count, settings.seed)
+    target = settings.target
+    log.info("input: %s, %d features per vector", source.description, source.width)
+    with open_channel(target) as channel:
+        wait_until_serving(channel, target, settings.ready_timeout)
+        info = fetch_model_info(channel, target)
+        batch_size = check_input(info, source, settings.batch_size)
+        log.info(
+            "streaming to %s (model %s) in messages of %d vectors, at most %d in flight",
+            target,
+            info.model_version,
+            batch_size,
+            settings.max_in_flight,
+        )
+        ledger, client = _stream(channel, source, settings, batch_size, out)
+    result = RunResult(
+        target=target,
+        source=source.description,
+        batch_size=batch_size,
+        model_version=info.model_version,
+        threshold=info.threshold,
+        labels=source.labels,
+        ledger=ledger,
+        stream_error=client.error,
+        interrupted=client.interrupted,
+    )
+    if client.error:
+        log.error("stream to %s ended early: %s", target, client.error)
+    out.write(format_summary(result))
+    out.flush()
+    if settings.output is not None:
+        write_csv(settings.output, result)
+        log.info("wrote %d rows to %s", result.n_rows, settings.output)
+    return result
+
+
+def _stream(channel, source: Source, settings: ProducerSettings, batch_size: int, out: TextIO):
+    ledger = Ledger(source.n_rows)
+    printer = RowPrinter(out, settings.show, source.labels, source.n_rows, use_color(out))
+    client = ScoreStreamClient(channel, ledger, settings.max_in_flight, on_outcome=printer)
+    batches = paced(source.batches(batch_size), settings.rate, sleep=client.ended.wait)
+    client.run(batches)
+    return ledger, client

@@ -1,0 +1,266 @@
+"""Accounting for every row of a stream: each id sent must be answered exactly once.
+
+The ledger knows no gRPC: the client hands it decoded answers, in stream order, and it matches
+each to the oldest unanswered message (the contract promises one response per request, in request
+order). Anything else the engine does is recorded as a protocol violation: an id answered twice,
+an id that was not in the request, an id of the request missing from its answer. Rows that end
+without a result (error answer, broken stream, never sent) are FAILED with a reason.
+
+Row ids are row indices (0..n_rows-1), so per-row state lives in flat arrays indexed by id.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+
+# At most this many violation descriptions are kept (all are counted).
+MAX_VIOLATION_NOTES = 20
+
+
+class RowState(IntEnum):
+    UNSENT = 0  # not yet handed to the stream
+    PENDING = 1  # queued or sent, not answered yet
+    OK = 2  # answered with a result
+    FAILED = 3  # answered with an error, answered wrongly, or never answered
+
+
+@dataclass
+class Message:
+    """One request of the stream, as the ledger tracks it."""
+
+    seq: int
+    request_id: str
+    ids: np.ndarray
+    sent_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    """A decoded ``ScoreResponse``: columns, element i of each belonging to one row."""
+
+    request_id: str
+    ids: np.ndarray
+    scores: np.ndarray
+    is_anomaly: np.ndarray
+    threshold: float
+    model_version: str
+
+
+@dataclass(frozen=True)
+class Error:
+    """A decoded ``ScoreError``: the whole request failed."""
+
+    request_id: str
+    reason: str
+    ids: np.ndarray
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one response meant for its message: which rows got a result, which failed and why."""
+
+    message: Message | None
+    ok_ids: np.ndarray
+    scores: np.ndarray
+    is_anomaly: np.ndarray
+    threshold: float | None
+    failed_ids: np.ndarray
+    reason: str | None
+
+
+_NO_IDS = np.empty(0, dtype=np.uint64)
+
+
+class Ledger:
+    """Per-row state, scores and failure reasons; per-message latency. Thread-safe: the feeder,
+    gRPC's request thread and the response reader all report to it."""
+
+    def __init__(self, n_rows: int, clock=time.perf_counter) -> None:
+        self.n_rows = n_rows
+        self.state = np.zeros(n_rows, dtype=np.int8)
+        self.scores = np.full(n_rows, np.nan, dtype=np.float32)
+        self.is_anomaly = np.zeros(n_rows, dtype=bool)
+        self.reason_index = np.full(n_rows, -1, dtype=np.int32)
+        self.reasons: list[str] = []
+        self._reason_index: dict[str, int] = {}
+        self.violations: list[str] = []
+        self.n_violations = 0
+        self.duplicate_ids = 0
+        self.unexpected_ids = 0
+        self.missing_ids = 0
+        self.latencies: list[float] = []
+        self.model_versions: Counter[str] = Counter()
+        self.thresholds: set[float] = set()
+        self.messages_sent = 0
+        self.vectors_sent = 0
+        self.messages_answered = 0
+        self.first_sent_at: float | None = None
+        self.last_answer_at: float | None = None
+        self._clock = clock
+        self._pending: deque[Message] = deque()
+        self._lock = threading.Lock()
+
+    # -- the stream reports here ------------------------------------------------------------
+
+    def queue(self, seq: int, ids: np.ndarray) -> Message:
+        """Registers the next request (its request_id is ``seq`` as text), before it is handed
+        to the stream."""
+        message = Message(seq, str(seq), ids)
+        with self._lock:
+            self.state[ids] = RowState.PENDING
+            self._pending.append(message)
+        return message
+
+    def mark_sent(self, message: Message) -> None:
+        now = self._clock()
+        with self._lock:
+            message.sent_at = now
+            self.first_sent_at = self.first_sent_at or now
+            self.messages_sent += 1
+            self.vectors_sent += len(message.ids)
+
+    def answer(self, answer: Result | Error | None) -> Outcome:
+        """Applies the next response of the stream (None: it held neither result nor error)."""
+        now = self._clock()
+        with self._lock:
+            self.last_answer_at = now
+            message = self._pending.popleft() if self._pending else None
+            if message is None:
+                return self._unsolicited(answer)
+            self.messages_answered += 1
+            if message.sent_at is not None:
+                self.latencies.append(now - message.sent_at)
+            if answer is None:
+                self._violate(f"request {message.request_id}: answer with neither result nor error")
+                return self._fail_message(message, "answer with neither result nor error")
+            if answer.request_id != message.request_id:
+                self._violate(
+                    f"request {message.request_id}: answer echoes request_id "
+                    f"{answer.request_id!r} (answers must come in request order)"
+                )
+            if isinstance(answer, Error):
+                return self._apply_error(message, answer)
+            return self._apply_result(message, answer)
+
+    def close(self, stream_error: str | None) -> None:
+        """The stream is over: every row not answered yet fails, with the stream's error."""
+        ended = f"stream ended: {stream_error}" if stream_error else "stream ended"
+        with self._lock:
+            if self._pending and stream_error is None:
+                self._violate(
+                    f"the engine closed the stream with {len(self._pending)} request(s) unanswered"
+                )
+            while self._pending:
+                message = self._pending.popleft()
+                sent = message.sent_at is not None
+                self._fail(message.ids, f"no answer ({ended})" if sent else f"not sent ({ended})")
+            unsent = np.flatnonzero(self.state == RowState.UNSENT)
+            if len(unsent):
+                self._fail(unsent, f"not sent ({ended})")
+
+    # -- what came of it --------------------------------------------------------------------
+
+    def count(self, state: RowState) -> int:
+        return int(np.count_nonzero(self.state == state))
+
+    def failures(self) -> list[tuple[str, int]]:
+        """(reason, failed rows) for each reason, in the order the reasons first occurred."""
+        failed = self.reason_index[self.state == RowState.FAILED]
+        counts = np.bincount(failed, minlength=len(self.reasons))
+        return [(r, int(n)) for r, n in zip(self.reasons, counts, strict=True) if n]
+
+    # -- internals (called with the lock held) ----------------------------------------------
+
+    def _apply_result(self, message: Message, result: Result) -> Outcome:
+        lengths = {len(result.ids), len(result.scores), len(result.is_anomaly)}
+        if len(lengths) != 1:
+            self._violate(f"request {message.request_id}: result columns of different lengths")
+            return self._fail_message(message, "malformed result (columns of different lengths)")
+        self.thresholds.add(float(result.threshold))
+        if np.array_equal(result.ids, message.ids):  # the normal case, vectorised
+            ok, scores, flags = result.ids, result.scores, result.is_anomaly
+            repeated = missing = _NO_IDS
+        else:
+            ok, scores, flags, repeated, missing = self._match_rows(message, result)
+        self.state[ok] = RowState.OK
+        self.scores[ok] = scores
+        self.is_anomaly[ok] = flags
+        self.model_versions[result.model_version] += len(ok)
+        if len(repeated):
+            self._fail(repeated, "answered more than once (engine protocol violation)")
+        if len(missing):
+            self._fail(missing, "missing from its request's answer (engine protocol violation)")
+        failed = np.concatenate([repeated, missing])
+        reason = "missing from or repeated in the answer" if len(failed) else None
+        return Outcome(message, ok, scores, flags, float(result.threshold), failed, reason)
+
+    def _match_rows(self, message: Message, result: Result):
+        """Row by row: the first answer of each id of the request counts; a repeated id fails
+        its row; an id not in the request and an id of the request not answered are noted."""
+        expected = set(message.ids.tolist())
+        seen: dict[int, int] = {}
+        repeated: set[int] = set()
+        for position, row_id in enumerate(result.ids.tolist()):
+            if row_id not in expected:
+                self.unexpected_ids += 1
+                self._violate(f"request {message.request_id}: answer has id {row_id}, not sent")
+            elif row_id in seen:
+                self.duplicate_ids += 1
+                repeated.add(row_id)
+                self._violate(f"request {message.request_id}: id {row_id} answered more than once")
+            else:
+                seen[row_id] = position
+        missing = [i for i in message.ids.tolist() if i not in seen]
+        for row_id in missing:
+            self.missing_ids += 1
+            self._violate(f"request {message.request_id}: id {row_id} missing from its answer")
+        good = [i for i in seen if i not in repeated]
+        positions = [seen[i] for i in good]
+        return (
+            np.array(good, dtype=np.uint64),
+            result.scores[positions],
+            result.is_anomaly[positions],
+            np.array(sorted(repeated), dtype=np.uint64),
+            np.array(missing, dtype=np.uint64),
+        )
+
+    def _apply_error(self, message: Message, error: Error) -> Outcome:
+        if not np.array_equal(np.sort(error.ids), np.sort(message.ids)):
+            self._violate(
+                f"request {message.request_id}: error echoes {len(error.ids)} id(s) that differ "
+                f"from the {len(message.ids)} sent"
+            )
+        return self._fail_message(message, error.reason)
+
+    def _unsolicited(self, answer: Result | Error | None) -> Outcome:
+        ids = _NO_IDS if answer is None else answer.ids
+        self.unexpected_ids += len(ids)
+        request_id = None if answer is None else answer.request_id
+        self._violate(f"answer (request_id {request_id!r}) with no request outstanding")
+        return Outcome(None, _NO_IDS, _NO_SCORES, _NO_FLAGS, None, _NO_IDS, None)
+
+    def _fail_message(self, message: Message, reason: str) -> Outcome:
+        self._fail(message.ids, reason)
+        return Outcome(message, _NO_IDS, _NO_SCORES, _NO_FLAGS, None, message.ids, reason)
+
+    def _fail(self, ids: np.ndarray, reason: str) -> None:
+        index = self._reason_index.setdefault(reason, len(self.reasons))
+        if index == len(self.reasons):
+            self.reasons.append(reason)
+        self.state[ids] = RowState.FAILED
+        self.reason_index[ids] = index
+
+    def _violate(self, note: str) -> None:
+        self.n_violations += 1
+        if len(self.violations) < MAX_VIOLATION_NOTES:
+            self.violations.append(note)
+
+
+_NO_SCORES = np.empty(0, dtype=np.float32)
+_NO_FLAGS = np.empty(0, dtype=bool)

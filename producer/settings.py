@@ -1,0 +1,116 @@
+"""The producer's settings in one class: from flags, then environment variables, then defaults."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Show(StrEnum):
+    """Which per-row lines to print while streaming (the summary is always printed)."""
+
+    anomalies = "anomalies"  # the first few rows as a baseline, then flagged rows and failures
+    all = "all"  # every row, and failures
+    none = "none"  # no per-row lines: only the summary
+
+
+class ProducerSettings(BaseSettings):
+    """Streams vectors to a DataSentinel engine over ScoreStream and reports the results."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PRODUCER_",
+        cli_kebab_case=True,
+        cli_prog_name="python -m producer",
+        cli_implicit_flags=True,
+        extra="ignore",
+    )
+
+    # The engine's address is shared with other tools (docker compose, scripts), hence the
+    # unprefixed ENGINE_HOST / ENGINE_PORT; the first alias keeps the flags --engine-host/-port.
+    engine_host: str = Field(
+        "localhost",
+        min_length=1,
+        validation_alias=AliasChoices("engine_host", "ENGINE_HOST"),
+        description="Host name or address of the engine. Env: ENGINE_HOST.",
+    )
+    engine_port: int = Field(
+        9000,
+        ge=1,
+        le=65535,
+        validation_alias=AliasChoices("engine_port", "ENGINE_PORT"),
+        description="gRPC port of the engine. Env: ENGINE_PORT.",
+    )
+    csv: Path | None = Field(
+        None,
+        description="CSV file of numeric feature columns with a header row; unset streams the "
+        "built-in synthetic data. Env: PRODUCER_CSV.",
+    )
+    label_column: str | None = Field(
+        None,
+        description="Column of the CSV holding 0/1 labels: not sent, used for precision/recall/"
+        "ROC-AUC and written to --output. Env: PRODUCER_LABEL_COLUMN.",
+    )
+    count: int = Field(
+        2000, ge=1, description="Number of synthetic vectors to stream. Env: PRODUCER_COUNT."
+    )
+    seed: int = Field(
+        1,
+        ge=0,
+        description="Seed of the synthetic data; the trainer uses 0, so 1 streams rows it never "
+        "saw. Env: PRODUCER_SEED.",
+    )
+    batch_size: int = Field(
+        64,
+        ge=1,
+        le=1_000_000,
+        description="Vectors per message; lowered to the engine's max_batch_rows if above it. "
+        "Env: PRODUCER_BATCH_SIZE.",
+    )
+    rate: float = Field(
+        0,
+        ge=0,
+        allow_inf_nan=False,
+        description="Average vectors per second to send; 0 sends as fast as the engine answers. "
+        "Env: PRODUCER_RATE.",
+    )
+    max_in_flight: int = Field(
+        8,
+        ge=1,
+        le=1024,
+        description="Most messages sent but not yet answered; a slow engine holds the producer "
+        "back. Env: PRODUCER_MAX_IN_FLIGHT.",
+    )
+    output: Path | None = Field(
+        None,
+        description="Write a CSV with one row per input row, in input order: id,score,is_anomaly "
+        "(+label); failed rows have empty score and is_anomaly. Env: PRODUCER_OUTPUT.",
+    )
+    ready_timeout: float = Field(
+        30,
+        gt=0,
+        allow_inf_nan=False,
+        description="Seconds to wait for the engine to report SERVING; exit code 3 after. "
+        "Env: PRODUCER_READY_TIMEOUT.",
+    )
+    show: Show = Field(
+        Show.anomalies,
+        description="Per-row lines to print: 'anomalies' (the first 5 rows as a baseline, then "
+        "flagged rows and failures), 'all', or 'none'. Env: PRODUCER_SHOW.",
+    )
+
+    @model_validator(mode="after")
+    def _label_needs_csv(self) -> ProducerSettings:
+        if self.label_column is not None and self.csv is None:
+            raise ValueError("--label-column needs --csv (the synthetic data has its own labels)")
+        return self
+
+    @property
+    def target(self) -> str:
+        """The engine's address as gRPC wants it."""
+        host = self.engine_host
+        if ":" in host and not host.startswith("["):  # a bare IPv6 address
+            host = f"[{host}]"
+        return f"{host}:{self.engine_port}"

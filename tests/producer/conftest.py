@@ -1,0 +1,212 @@
+"""A tiny fake engine: a real gRPC server on 127.0.0.1:0 serving AnomalyScorer and health.
+
+Its scorer is trivial and deterministic (score = mean of the squared features; anomaly when above
+the threshold), and it can misbehave on demand: come up NOT_SERVING, reject a request, answer an id
+twice, drop or invent an id, break the stream, answer slowly. It records what it received and the
+most requests it ever held unanswered.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from concurrent import futures
+from dataclasses import dataclass, field
+
+import grpc
+import numpy as np
+import pytest
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from datasentinel import synthetic
+from datasentinel.v1 import scoring_pb2, scoring_pb2_grpc
+from producer.settings import ProducerSettings
+
+SERVICE = "datasentinel.v1.AnomalyScorer"
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+UNKNOWN_ID = 10**12
+# About 3% of the default synthetic rows (seed 1) score above this with the fake scorer.
+THRESHOLD = 11500.0
+
+
+def fake_scores(vectors: np.ndarray) -> np.ndarray:
+    return (vectors.astype(np.float64) ** 2).mean(axis=1).astype(np.float32)
+
+
+@dataclass
+class FakeConfig:
+    input_dim: int = 8
+    feature_names: list[str] = field(default_factory=lambda: synthetic.feature_names(8))
+    threshold: float = THRESHOLD
+    model_version: str = "fake-1"
+    max_batch_rows: int = 0  # 0: no limit
+    serving_after: float | None = 0.0  # seconds NOT_SERVING before SERVING; None: never
+    fail_requests: frozenset[int] = (
+        frozenset()
+    )  # request indices (stream order) answered with error
+    duplicate_id_in: int | None = None  # this request's answer repeats its first row at the end
+    unknown_id_in: int | None = None  # this request's answer has an extra row with UNKNOWN_ID
+    drop_id_in: int | None = None  # this request's answer leaves out its last row
+    break_after: int | None = None  # abort the stream (UNAVAILABLE) after answering this many
+    delay: float = 0.0  # seconds before each answer
+
+
+class FakeEngine(scoring_pb2_grpc.AnomalyScorerServicer):
+    unknown_id = UNKNOWN_ID  # for tests: conftest cannot be imported under --import-mode=importlib
+
+    def __init__(self, config: FakeConfig) -> None:
+        self.config = config
+        self.requests: list[scoring_pb2.ScoreRequest] = []
+        self.max_unanswered = 0
+        self._received = 0
+        self._answered = 0
+        self._lock = threading.Lock()
+        self.health = health.HealthServicer()
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+        scoring_pb2_grpc.add_AnomalyScorerServicer_to_server(self, self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        self._timer: threading.Timer | None = None
+
+    def start(self) -> FakeEngine:
+        serving_after = self.config.serving_after
+        self._set_health(SERVING if serving_after == 0 else NOT_SERVING)
+        if serving_after:
+            self._timer = threading.Timer(serving_after, self._set_health, [SERVING])
+            self._timer.start()
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        if self._timer:
+            self._timer.cancel()
+        self.server.stop(grace=None).wait()
+
+    @property
+    def sent_ids(self) -> list[int]:
+        return [i for r in self.requests for i in r.ids]
+
+    def _set_health(self, status: int) -> None:
+        for service in (SERVICE, ""):
+            self.health.set(service, status)
+
+    # -- AnomalyScorer ----------------------------------------------------------------------
+
+    def GetModelInfo(self, request, context):
+        c = self.config
+        return scoring_pb2.ModelInfo(
+            feature_names=c.feature_names,
+            input_dim=c.input_dim,
+            threshold=c.threshold,
+            model_version=c.model_version,
+            max_batch_rows=c.max_batch_rows,
+        )
+
+    def ScoreStream(self, request_iterator, context):
+        # Requests are read ahead on their own thread, as a real engine queues them, so the
+        # number held unanswered shows how many the client let be in flight.
+        inbox: queue.Queue = queue.Queue()
+        threading.Thread(target=self._pump, args=(request_iterator, inbox), daemon=True).start()
+        index = 0
+        while (request := inbox.get()) is not None:
+            if self.config.break_after is not None and index >= self.config.break_after:
+                context.abort(grpc.StatusCode.UNAVAILABLE, "fake engine going away")
+            time.sleep(self.config.delay)
+            response = self._answer(index, request)
+            with self._lock:
+                self._answered += 1
+            yield response
+            index += 1
+
+    def _pump(self, request_iterator, inbox: queue.Queue) -> None:
+        try:
+            for request in request_iterator:
+                with self._lock:
+                    self.requests.append(request)
+                    self._received += 1
+                    self.max_unanswered = max(self.max_unanswered, self._received - self._answered)
+                inbox.put(request)
+        except grpc.RpcError:
+            pass  # the stream was cancelled or broken
+        finally:
+            inbox.put(None)
+
+    def _answer(self, index: int, request) -> scoring_pb2.ScoreStreamResponse:
+        c = self.config
+        ids = list(request.ids)
+        raw = request.raw
+        if index in c.fail_requests or raw.cols != c.input_dim:
+            error = scoring_pb2.ScoreError(code=3, message=f"fake rejects request {index}", ids=ids)
+            return scoring_pb2.ScoreStreamResponse(request_id=request.request_id, error=error)
+        vectors = np.frombuffer(raw.data, dtype="<f4").reshape(raw.rows, raw.cols)
+        scores = fake_scores(vectors).tolist()
+        if index == c.duplicate_id_in:
+            ids, scores = ids + ids[:1], scores + scores[:1]
+        if index == c.unknown_id_in:
+            ids, scores = ids + [UNKNOWN_ID], scores + [0.0]
+        if index == c.drop_id_in:
+            ids, scores = ids[:-1], scores[:-1]
+        result = scoring_pb2.ScoreResponse(
+            request_id=request.request_id,
+            ids=ids,
+            scores=scores,
+            is_anomaly=[s > c.threshold for s in scores],
+            threshold=c.threshold,
+            model_version=c.model_version,
+        )
+        return scoring_pb2.ScoreStreamResponse(request_id=request.request_id, result=result)
+
+
+@pytest.fixture
+def start_engine():
+    """``start_engine(**FakeConfig fields) -> FakeEngine``, stopped after the test."""
+    engines: list[FakeEngine] = []
+
+    def start(**config) -> FakeEngine:
+        engine = FakeEngine(FakeConfig(**config)).start()
+        engines.append(engine)
+        return engine
+
+    yield start
+    for engine in engines:
+        engine.stop()
+
+
+@pytest.fixture
+def engine(start_engine) -> FakeEngine:
+    return start_engine()
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    """Settings come from the environment too: start every test from a clean one."""
+    for name in list(os.environ):
+        if name.startswith("PRODUCER_") or name in ("ENGINE_HOST", "ENGINE_PORT", "NO_COLOR"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def settings_for():
+    """``settings_for(engine, **fields) -> ProducerSettings`` aimed at the fake engine; quiet
+    and quick by default."""
+
+    def make(engine: FakeEngine, **fields) -> ProducerSettings:
+        values = dict(engine_host="127.0.0.1", engine_port=engine.port, show="none")
+        values.update(ready_timeout=5, count=200, batch_size=64)
+        return ProducerSettings(**(values | fields))
+
+    return make
+
+
+@pytest.fixture
+def args_for():
+    """``args_for(engine, *flags) -> argv`` for main(), aimed at the fake engine."""
+
+    def make(engine: FakeEngine, *flags: str) -> list[str]:
+        base = ["--engine-host", "127.0.0.1", "--engine-port", str(engine.port)]
+        return base + ["--ready-timeout", "5", "--count", "200", *flags]
+
+    return make
