@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Sets up everything (all extras + test tools) and runs the whole test suite; pytest args pass on.
+source "$(dirname "$0")/lib/setup.sh"
+ensure_venv dev
+exec python -m pytest "$@"
