@@ -79,11 +79,14 @@ class TrainerSettings(BaseSettings):
         "evaluation. Env: TRAINER_VALIDATION_FRACTION.",
     )
     threshold_quantile: float = Field(
-        default=0.99,
+        # The validation split holds anomalies too, so the threshold should sit near
+        # 1 - (expected anomaly rate): the built-in data has 2%. Measured on unseen built-in
+        # data: 0.98 gave precision 0.86 / recall 1.0; 0.99 gave 1.0 / 0.63.
+        default=0.98,
         gt=0,
         lt=1,
-        description="Quantile of the validation scores used as the anomaly threshold. "
-        "Env: TRAINER_THRESHOLD_QUANTILE.",
+        description="Quantile of the validation scores used as the anomaly threshold: about "
+        "1 - the expected share of anomalies. Env: TRAINER_THRESHOLD_QUANTILE.",
     )
     torch_threads: PositiveInt = Field(
         default=1,
@@ -96,5 +99,7 @@ class TrainerSettings(BaseSettings):
         description="Write training_loss.png and validation_scores.png. Env: TRAINER_PLOTS.",
     )
     progress: bool = Field(
-        default=True, description="Show a progress bar over epochs. Env: TRAINER_PROGRESS."
+        default=True,
+        description="Show a progress bar over epochs when stderr is a terminal. "
+        "Env: TRAINER_PROGRESS.",
     )

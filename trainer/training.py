@@ -63,8 +63,12 @@ def fit(
     batch_order = torch.Generator().manual_seed(settings.seed)
     history = History()
     best_state = _snapshot(autoencoder)
+    # disable=None: tqdm draws only on a terminal, so logs (CI, Docker) get no bar spam.
     epochs = tqdm(
-        range(settings.epochs), desc="training", unit="epoch", disable=not settings.progress
+        range(settings.epochs),
+        desc="training",
+        unit="epoch",
+        disable=None if settings.progress else True,
     )
     for _ in epochs:
         train_loss = _train_epoch(autoencoder, optimiser, train_z, settings.batch_size, batch_order)
