@@ -95,9 +95,25 @@ def unary(stub, dim: int, seconds: float, clients: int) -> dict:
     return summary(len(latencies), 1, time.perf_counter() - start, latencies)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(engine: subprocess.Popen, case, *args) -> dict:
+    """Runs one case; adds the engine's CPU time per message, which tells whether the engine or
+    the (Python) client is the bottleneck when both share the machine."""
+    before = cpu_seconds(engine.pid)
+    result = case(*args)
+    result["engine_cpu_us_per_msg"] = (cpu_seconds(engine.pid) - before) / result["messages"] * 1e6
+    return result
+
+
 def summary(messages: int, rows: int, elapsed: float, latencies: list[float]) -> dict:
     cuts = statistics.quantiles(latencies, n=100)
     return {
+        "messages": messages,
         "vectors_per_s": messages * rows / elapsed,
         "messages_per_s": messages / elapsed,
         "p50_ms": cuts[49] * 1e3,
@@ -134,10 +150,13 @@ def main() -> int:
             stub = pb_grpc.AnomalyScorerStub(channel)
             stream(stub, 1, dim, 1.0)  # warm up
             results = {
-                "stream, 1 vector/msg": (stream(stub, 1, dim, args.seconds), 1),
-                "stream, 1024 vectors/msg": (stream(stub, 1024, dim, args.seconds), 1024),
+                "stream, 1 vector/msg": (measured(engine, stream, stub, 1, dim, args.seconds), 1),
+                "stream, 1024 vectors/msg": (
+                    measured(engine, stream, stub, 1024, dim, args.seconds),
+                    1024,
+                ),
                 f"unary, 1 vector, {args.clients} clients": (
-                    unary(stub, dim, args.seconds, args.clients),
+                    measured(engine, unary, stub, dim, args.seconds, args.clients),
                     1,
                 ),
             }
@@ -149,14 +168,18 @@ def main() -> int:
         f"in-process ONNX Runtime ceiling: {ceil[1]:,.0f} vectors/s at batch 1, "
         f"{ceil[1024]:,.0f} vectors/s at batch 1024"
     )
-    print(
-        f"{'case':34} {'vectors/s':>12} {'msgs/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'/ceiling':>9}"
-    )
+    header = ("vectors/s", "msgs/s", "p50 ms", "p99 ms", "/ceiling", "engine us/msg")
+    print(f"{'case':34}" + "".join(f"{h:>14}" for h in header))
     for name, (r, rows) in results.items():
-        print(
-            f"{name:34} {r['vectors_per_s']:>12,.0f} {r['messages_per_s']:>10,.0f} "
-            f"{r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['vectors_per_s'] / ceil[rows]:>8.2f}x"
+        cells = (
+            f"{r['vectors_per_s']:,.0f}",
+            f"{r['messages_per_s']:,.0f}",
+            f"{r['p50_ms']:.2f}",
+            f"{r['p99_ms']:.2f}",
+            f"{r['vectors_per_s'] / ceil[rows]:.3f}x",
+            f"{r['engine_cpu_us_per_msg']:,.0f}",
         )
+        print(f"{name:34}" + "".join(f"{c:>14}" for c in cells))
     return 0
 
 
