@@ -32,10 +32,16 @@ class GreedyBatcher:
     loop (ONNX Runtime releases the GIL, so gRPC keeps parsing the next requests meanwhile)."""
 
     def __init__(
-        self, run: Callable[[np.ndarray], ModelOutput], *, max_rows: int, max_queue: int
+        self,
+        run: Callable[[np.ndarray], ModelOutput],
+        *,
+        max_rows: int,
+        max_queue: int,
+        inline_rows: int = 0,
     ) -> None:
         self._run = run
         self._max_rows = max_rows
+        self._inline_rows = inline_rows
         self._queue: asyncio.Queue[_Job | None] = asyncio.Queue(max_queue)
         self._carry: _Job | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="scoring")
@@ -94,7 +100,11 @@ class GreedyBatcher:
         merged = jobs[0].vectors if len(jobs) == 1 else np.concatenate([j.vectors for j in jobs])
         loop = asyncio.get_running_loop()
         try:
-            out = await loop.run_in_executor(self._executor, self._run, merged)
+            if len(merged) <= self._inline_rows:
+                # Small calls take a few microseconds: cheaper than the thread hop and wake-up.
+                out = self._run(merged)
+            else:
+                out = await loop.run_in_executor(self._executor, self._run, merged)
         except Exception as exc:
             log.exception("model run failed on a batch of %d rows", len(merged))
             for job in jobs:

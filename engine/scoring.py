@@ -41,6 +41,7 @@ class Limits:
     max_batch_rows: int = 4096
     max_merge_rows: int = 8192
     max_queue: int = 1024
+    inline_rows: int = 0
 
 
 class ScoringCore:
@@ -55,6 +56,7 @@ class ScoringCore:
             lambda vectors: self.model.run(vectors),
             max_rows=limits.max_merge_rows,
             max_queue=limits.max_queue,
+            inline_rows=limits.inline_rows,
         )
 
     async def start(self) -> None:

@@ -42,6 +42,7 @@ def limits(settings: EngineSettings) -> Limits:
         max_batch_rows=settings.max_batch_rows,
         max_merge_rows=max(settings.max_merge_rows, settings.max_batch_rows),
         max_queue=settings.max_queue,
+        inline_rows=settings.inline_rows,
     )
 
 

@@ -70,6 +70,12 @@ class EngineSettings(BaseSettings):
         description="Requests waiting for the model before new ones get RESOURCE_EXHAUSTED. "
         "Env: ENGINE_MAX_QUEUE.",
     )
+    inline_rows: int = Field(
+        64,
+        ge=0,
+        description="Model calls of at most this many vectors run on the event loop instead of "
+        "the scoring thread. Env: ENGINE_INLINE_ROWS.",
+    )
     stream_window: int = Field(
         64,
         ge=1,

@@ -122,3 +122,19 @@ async def test_model_failure_reaches_every_caller_of_that_call_only():
     out = await batcher.submit(rows(5, 1))
     await batcher.close()
     assert out.scores[0] == 5
+
+
+async def test_small_calls_run_inline_and_large_ones_on_the_scoring_thread():
+    threads = []
+
+    def model(vectors):
+        threads.append((len(vectors), threading.current_thread().name))
+        return ModelOutput(vectors[:, 0].copy(), vectors, 0.5, "v1")
+
+    batcher = GreedyBatcher(model, max_rows=100, max_queue=10, inline_rows=4)
+    batcher.start()
+    await batcher.submit(rows(0, 4))
+    await batcher.submit(rows(0, 5))
+    await batcher.close()
+    assert threads[0] == (4, threading.main_thread().name)
+    assert threads[1][0] == 5 and threads[1][1].startswith("scoring")
