@@ -251,3 +251,16 @@ def test_sigterm_lets_an_in_flight_stream_finish(tiny_model, start_engine):
     assert answered == list(range(80))
     assert engine.process.wait(30) == 0
     assert "SIGTERM received" in engine.log()
+
+
+def test_health_turns_not_serving_on_sigterm(tiny_model, start_engine):
+    engine = start_engine(tiny_model.dir, "--grace-seconds", "20")
+    with engine.channel() as channel:
+        watch = health_pb2_grpc.HealthStub(channel).Watch(
+            health_pb2.HealthCheckRequest(service=SERVICE), timeout=30
+        )
+        assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+        engine.process.send_signal(signal.SIGTERM)
+        assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
+        watch.cancel()
+    assert engine.process.wait(30) == 0
