@@ -1,0 +1,27 @@
+# DataSentinel producer: streams vectors to the engine and reports the results. No torch.
+# Build from the repository root: docker build -f docker/producer.Dockerfile .
+FROM python:3.11-slim AS builder
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /src
+# Dependencies first, from the producer extra: editing the code below reuses this layer.
+COPY pyproject.toml ./
+COPY docker/requirements.py docker/
+RUN python docker/requirements.py producer > /tmp/requirements.txt \
+ && pip install -r /tmp/requirements.txt
+COPY README.md ./
+COPY proto proto
+COPY engine engine
+COPY producer producer
+COPY trainer trainer
+RUN pip install --no-deps .
+
+FROM python:3.11-slim
+RUN useradd --system --user-group --uid 10001 --no-create-home --home-dir /nonexistent datasentinel
+COPY --from=builder /opt/venv /opt/venv
+# HOME: the user has none, and ONNX Runtime and matplotlib want somewhere to write.
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 HOME=/tmp ENGINE_HOST=engine ENGINE_PORT=9000
+USER 10001:10001
+WORKDIR /tmp
+ENTRYPOINT ["python", "-m", "producer"]

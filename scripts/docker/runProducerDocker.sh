@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Streams vectors to the running engine container. Args go to the producer (python -m producer),
+# e.g. --count 100000 --batch-size 512.
+source "$(dirname "$0")/lib.sh"
+require_docker
+compose build producer
+compose run --rm --no-deps producer "$@"
