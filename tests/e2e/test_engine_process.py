@@ -3,6 +3,7 @@
 import signal
 import socket
 import subprocess
+import sys
 import threading
 
 import grpc
@@ -264,3 +265,15 @@ def test_health_turns_not_serving_on_sigterm(tiny_model, start_engine):
         assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
         watch.cancel()
     assert engine.process.wait(30) == 0
+
+
+def test_container_healthcheck_command_follows_serving(served):
+    engine = served[1]
+    probe = [sys.executable, "-m", "engine.healthcheck", "--port"]
+    ok = subprocess.run([*probe, str(engine.port)], capture_output=True, text=True, timeout=30)
+    assert ok.returncode == 0 and "SERVING" in ok.stdout
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: nothing answers there
+        port = closed.getsockname()[1]
+        down = subprocess.run([*probe, str(port)], capture_output=True, text=True, timeout=30)
+    assert down.returncode == 1 and "UNAVAILABLE" in down.stdout
