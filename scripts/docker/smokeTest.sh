@@ -38,7 +38,10 @@ for folder in $(pip config list 2>/dev/null | sed -n "s/.*find-links='\(.*\)'/\1
 done
 
 step "build"
-compose build trainer engine producer
+# The classic builder sends the whole context: only the trainer needs the wheel in it.
+compose build trainer 2>&1 | sed '/Sending build context/d'
+rm -f docker/wheels/torch-*.whl
+compose build engine producer 2>&1 | sed '/Sending build context/d'
 
 step "run: trainer job, engine, producer"
 compose up --detach
