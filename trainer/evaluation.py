@@ -6,18 +6,28 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import precision_score, recall_score, roc_auc_score
+from sklearn.metrics import (
+    average_precision_score,
+    f1_score,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Evaluation:
-    """On the validation split: ROC-AUC of the score, precision and recall of score > threshold."""
+    """On the validation split: ROC-AUC and average precision (PR-AUC) of the score; precision,
+    recall and F1 of score > threshold; the share of rows flagged."""
 
     roc_auc: float
+    average_precision: float
     precision: float
     recall: float
+    f1: float
+    flagged_share: float
 
 
 def threshold_at(scores: np.ndarray, quantile: float) -> float:
@@ -36,6 +46,9 @@ def evaluate(scores: np.ndarray, labels: np.ndarray | None, threshold: float) ->
     flagged = scores > threshold
     return Evaluation(
         roc_auc=float(roc_auc_score(labels, scores)),
+        average_precision=float(average_precision_score(labels, scores)),
         precision=float(precision_score(labels, flagged, zero_division=0)),
         recall=float(recall_score(labels, flagged, zero_division=0)),
+        f1=float(f1_score(labels, flagged, zero_division=0)),
+        flagged_share=float(flagged.mean()),
     )

@@ -1,4 +1,4 @@
-"""The autoencoder and the scoring graph that is exported: raw features in, anomaly scores out."""
+"""The autoencoder ensemble and the scoring graph that is exported: raw features in, scores out."""
 
 from __future__ import annotations
 
@@ -9,43 +9,92 @@ import numpy as np
 import torch
 from torch import nn
 
+# IQR / 1.349 is the std of a normal distribution: robust scales stay comparable to z-scores.
+IQR_TO_STD = 1.349
+
+
+class EnsembleLinear(nn.Module):
+    """``members`` independent linear layers applied at once: ``[M, N, in] -> [M, N, out]``.
+    One batched matmul instead of a Python loop keeps an ensemble almost as fast as one model,
+    and exports as a single MatMul."""
+
+    def __init__(self, members: int, n_in: int, n_out: int) -> None:
+        super().__init__()
+        # nn.Linear's default initialisation, drawn independently for each member.
+        bound = 1 / math.sqrt(n_in)
+        self.weight = nn.Parameter(torch.empty(members, n_in, n_out).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(members, 1, n_out).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
 
 class Autoencoder(nn.Module):
-    """MLP encoder to a narrow latent code and a mirrored decoder back, on standardised rows."""
+    """``members`` MLP autoencoders, each an encoder to a narrow latent code and a mirrored
+    decoder back, on standardised rows. Input ``[N, D]``, reconstructions ``[M, N, D]``."""
 
-    def __init__(self, input_dim: int, hidden_dims: list[int], latent_dim: int) -> None:
+    def __init__(self, input_dim: int, hidden_dims: list[int], latent_widths: list[int]) -> None:
         super().__init__()
-        self.encoder = _mlp([input_dim, *hidden_dims, latent_dim])
-        self.decoder = _mlp([latent_dim, *reversed(hidden_dims), input_dim])
+        self.members = len(latent_widths)
+        latent_dim = max(latent_widths)
+        self.encoder = _mlp(self.members, [input_dim, *hidden_dims, latent_dim])
+        self.decoder = _mlp(self.members, [latent_dim, *reversed(hidden_dims), input_dim])
+        # Member m uses only the first latent_widths[m] units of the code.
+        mask = torch.arange(latent_dim) < torch.tensor(latent_widths)[:, None]
+        self.register_buffer("latent_mask", mask.float().unsqueeze(1))
+        # Each member's typical error on normal rows, set by calibrate_members after training.
+        self.register_buffer("member_scale", torch.ones(self.members, 1, 1))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.encoder(z))
+        code = self.encoder(z.expand(self.members, *z.shape)) * self.latent_mask
+        return self.decoder(code)
 
 
-def _mlp(widths: list[int]) -> nn.Sequential:
+def _mlp(members: int, widths: list[int]) -> nn.Sequential:
     """Linear layers with ReLU between them but not after the last: the latent code and the
     reconstruction of standardised values must be free to go negative."""
     layers: list[nn.Module] = []
     for n_in, n_out in pairwise(widths):
-        layers += [nn.Linear(n_in, n_out), nn.ReLU()]
+        layers += [EnsembleLinear(members, n_in, n_out), nn.ReLU()]
     return nn.Sequential(*layers[:-1])
 
 
-def reconstruction_errors(autoencoder: nn.Module, z: torch.Tensor) -> torch.Tensor:
-    """Squared error per feature of standardised rows ``[N, D]``. The training loss and the
-    exported score are both means of this, so they cannot drift apart."""
+def member_errors(autoencoder: Autoencoder, z: torch.Tensor) -> torch.Tensor:
+    """Squared error per member and feature of standardised rows: ``[N, D] -> [M, N, D]``. The
+    training loss and the exported score are both means of this, so they cannot drift apart."""
     return (z - autoencoder(z)) ** 2
 
 
-class ScoringGraph(nn.Module):
-    """What ``model.onnx`` computes: standardise raw features with the training split's mean and
-    std, reconstruct, and return ``(score [N], feature_errors [N, D])``."""
+def reconstruction_errors(autoencoder: Autoencoder, z: torch.Tensor) -> torch.Tensor:
+    """The ensemble's squared error per feature ``[N, D]``: the mean over members of each
+    member's error in units of its own typical error, so a narrow member's larger errors on
+    every row do not drown out what the wider ones see."""
+    return (member_errors(autoencoder, z) / autoencoder.member_scale).mean(dim=0)
 
-    def __init__(self, autoencoder: Autoencoder, mean: np.ndarray, std: np.ndarray) -> None:
+
+@torch.no_grad()
+def calibrate_members(graph: ScoringGraph, train_features: np.ndarray) -> None:
+    """Sets each member's scale to its median row error on the training rows (the median, not
+    the mean: those rows hold anomalies)."""
+    graph.eval()
+    z = graph.standardise(torch.as_tensor(train_features, dtype=torch.float32))
+    row_errors = member_errors(graph.autoencoder, z).mean(dim=2)
+    scale = row_errors.median(dim=1).values.clamp_min(torch.finfo(torch.float32).tiny)
+    graph.autoencoder.member_scale.copy_(scale[:, None, None])
+
+
+class ScoringGraph(nn.Module):
+    """What ``model.onnx`` computes: scale raw features with the training split's centre and
+    scale, reconstruct with every member, and return ``(score [N], feature_errors [N, D])``:
+    the members' mean squared error per feature, and its mean over features."""
+
+    def __init__(self, autoencoder: Autoencoder, centre: np.ndarray, scale: np.ndarray) -> None:
         super().__init__()
         self.autoencoder = autoencoder
-        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
-        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32))
+        # Named mean/std because config.json's normalisation fields carry them; they hold the
+        # robust centre (median) and scale (see fit_standardisation), which the graph applies.
+        self.register_buffer("mean", torch.as_tensor(centre, dtype=torch.float32))
+        self.register_buffer("std", torch.as_tensor(scale, dtype=torch.float32))
 
     def standardise(self, features: torch.Tensor) -> torch.Tensor:
         return (features - self.mean) / self.std
@@ -56,12 +105,16 @@ class ScoringGraph(nn.Module):
 
 
 def fit_standardisation(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature mean and std (float32). A constant feature gets std 1, not 0: its standardised
-    value is then 0 in training and any change from the constant still shows as an error."""
-    mean = features.mean(axis=0, dtype=np.float64)
-    std = features.std(axis=0, dtype=np.float64)
-    std[np.ptp(features, axis=0) == 0] = 1.0
-    return mean.astype(np.float32), std.astype(np.float32)
+    """Per-feature median and IQR / 1.349 (float32): training data holds anomalies, and they pull
+    the mean and inflate the std, which shrinks the very deviations that should stand out. Where
+    the IQR is 0 (a mostly constant or rare-valued feature) the std is the scale; a constant
+    feature gets 1, not 0: its scaled value is then 0 in training and any change still shows."""
+    centre = np.median(features, axis=0).astype(np.float64)
+    q25, q75 = np.percentile(features, [25, 75], axis=0).astype(np.float64)
+    scale = (q75 - q25) / IQR_TO_STD
+    scale = np.where(scale > 0, scale, features.std(axis=0, dtype=np.float64))
+    scale[np.ptp(features, axis=0) == 0] = 1.0
+    return centre.astype(np.float32), scale.astype(np.float32)
 
 
 def default_hidden_dims(input_dim: int) -> list[int]:
@@ -78,14 +131,28 @@ def default_latent_dim(input_dim: int) -> int:
 
 
 def build_scoring_graph(
-    train_features: np.ndarray, hidden_dims: list[int] | None, latent_dim: int | None
+    train_features: np.ndarray,
+    hidden_dims: list[int] | None,
+    latent_dim: int | None,
+    members: int = 1,
 ) -> ScoringGraph:
-    """A fresh (untrained) graph whose standardisation is fitted on ``train_features``."""
+    """A fresh (untrained) graph whose scaling is fitted on ``train_features``."""
     input_dim = train_features.shape[1]
     hidden = default_hidden_dims(input_dim) if hidden_dims is None else hidden_dims
     latent = default_latent_dim(input_dim) if latent_dim is None else latent_dim
-    mean, std = fit_standardisation(train_features)
-    return ScoringGraph(Autoencoder(input_dim, hidden, latent), mean, std)
+    centre, scale = fit_standardisation(train_features)
+    widths = latent_widths(latent, members)
+    return ScoringGraph(Autoencoder(input_dim, hidden, widths), centre, scale)
+
+
+def latent_widths(widest: int, members: int) -> list[int]:
+    """Bottleneck widths spread geometrically from 1 to ``widest`` (e.g. 1, 2, 4, 9, 18 for 36
+    features). No one width suits every dataset: on the ODDS data a 1-wide code found the
+    anomalies best (they sit far out along the main directions, which a wide code reconstructs),
+    while the built-in data needs 3 to model its normal structure. The mix does well on both."""
+    if members == 1:
+        return [widest]
+    return [max(1, round(widest ** (m / (members - 1)))) for m in range(members)]
 
 
 @torch.no_grad()

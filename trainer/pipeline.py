@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +14,7 @@ from trainer.artifacts import build_config, write_artifacts
 from trainer.data import Dataset, Split, load_dataset, split_dataset
 from trainer.evaluation import Evaluation, evaluate, threshold_at
 from trainer.export import export_onnx
-from trainer.model import ScoringGraph, build_scoring_graph, score_rows
+from trainer.model import ScoringGraph, build_scoring_graph, calibrate_members, score_rows
 from trainer.plots import write_plots
 from trainer.settings import TrainerSettings
 from trainer.training import History, fit
@@ -43,8 +43,11 @@ def train_and_export(settings: TrainerSettings) -> TrainingResult:
     torch.set_num_threads(settings.torch_threads)
     torch.manual_seed(settings.seed)
     split = _load_split(settings)
-    graph = build_scoring_graph(split.train.features, settings.hidden_dims, settings.latent_dim)
+    graph = build_scoring_graph(
+        split.train.features, settings.hidden_dims, settings.latent_dim, settings.ensemble_size
+    )
     history = fit(graph, split.train.features, split.validation.features, settings)
+    calibrate_members(graph, split.train.features)
     scores = score_rows(graph, split.validation.features)
     threshold = threshold_at(scores, settings.threshold_quantile)
     evaluation = evaluate(scores, split.validation.labels, threshold)
@@ -83,7 +86,8 @@ def _load_split(settings: TrainerSettings) -> Split:
 def _training_summary(
     settings: TrainerSettings, split: Split, history: History, evaluation: Evaluation | None
 ) -> TrainingSummary:
-    metrics = {} if evaluation is None else asdict(evaluation)
+    # config.json's schema has room for these three; the summary prints the rest.
+    metrics = {} if evaluation is None else _schema_metrics(evaluation)
     return TrainingSummary(
         data_source=split.train.source,
         rows_train=len(split.train.features),
@@ -95,6 +99,14 @@ def _training_summary(
         seed=settings.seed,
         **metrics,
     )
+
+
+def _schema_metrics(evaluation: Evaluation) -> dict[str, float]:
+    return {
+        "roc_auc": evaluation.roc_auc,
+        "precision": evaluation.precision,
+        "recall": evaluation.recall,
+    }
 
 
 def _plots(

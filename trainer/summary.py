@@ -17,11 +17,14 @@ def format_summary(result: TrainingResult) -> str:
         f"  threshold   {config.threshold:.4g} "
         f"({training.threshold_quantile:g} quantile of validation scores)",
     ]
-    if result.evaluation is not None:
-        lines.append(
-            f"  validation  ROC-AUC {training.roc_auc:.4f}, precision {training.precision:.3f}, "
-            f"recall {training.recall:.3f} (score > threshold)"
-        )
+    evaluation = result.evaluation
+    if evaluation is not None:
+        lines += [
+            f"  validation  ROC-AUC {evaluation.roc_auc:.4f}, PR-AUC "
+            f"{evaluation.average_precision:.4f} (held-back rows)",
+            f"              precision {evaluation.precision:.3f}, recall {evaluation.recall:.3f}, "
+            f"F1 {evaluation.f1:.3f}, flagged {evaluation.flagged_share:.1%} (score > threshold)",
+        ]
     lines.append(f"  version     {config.model_version}")
     lines.append("  wrote")
     lines += [f"    {path}" for path in [result.model_path, result.config_path, *result.plot_paths]]

@@ -1,4 +1,8 @@
-"""The training loop: Adam on reconstruction error, early stopping on the validation loss."""
+"""The training loop: Adam on trimmed reconstruction error, early stopping on the validation loss.
+
+Training data holds anomalies. Each batch's rows with the highest error are left out of the loss
+(per member), so the autoencoders learn the normal rows and anomalies stay hard to reconstruct;
+the validation loss is trimmed the same way, so the anomalies in it do not steer early stopping."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ import torch
 from tqdm import tqdm
 
 from trainer.errors import TrainingError
-from trainer.model import ScoringGraph, reconstruction_errors
+from trainer.model import ScoringGraph, member_errors, reconstruction_errors
 from trainer.settings import TrainerSettings
 
 log = logging.getLogger(__name__)
@@ -70,9 +74,12 @@ def fit(
         unit="epoch",
         disable=None if settings.progress else True,
     )
+    trim = settings.trim_fraction
     for _ in epochs:
-        train_loss = _train_epoch(autoencoder, optimiser, train_z, settings.batch_size, batch_order)
-        if history.record(train_loss, _validation_loss(autoencoder, validation_z)):
+        train_loss = _train_epoch(
+            autoencoder, optimiser, train_z, settings.batch_size, trim, batch_order
+        )
+        if history.record(train_loss, _validation_loss(autoencoder, validation_z, trim)):
             best_state = _snapshot(autoencoder)
         epochs.set_postfix(train=f"{train_loss:.4g}", val=f"{history.validation_loss[-1]:.4g}")
         if history.epochs_run - history.best_epoch >= settings.patience:
@@ -89,20 +96,23 @@ def _train_epoch(
     optimiser: torch.optim.Optimizer,
     train_z: torch.Tensor,
     batch_size: int,
+    trim: float,
     batch_order: torch.Generator,
 ) -> float:
-    """One pass over a fresh permutation; returns the mean training loss. Indexing the tensor
-    directly was 2.5x faster here than a DataLoader."""
+    """One pass over a fresh permutation; returns the mean trimmed training loss of the members.
+    Indexing the tensor directly was 2.5x faster here than a DataLoader."""
     autoencoder.train()
     permutation = torch.randperm(len(train_z), generator=batch_order)
     total = 0.0
     for start in range(0, len(train_z), batch_size):
         batch = train_z[permutation[start : start + batch_size]]
-        loss = reconstruction_errors(autoencoder, batch).mean()
+        # Summed over members: each gets the gradient of its own trimmed loss.
+        losses = trimmed_mean(member_errors(autoencoder, batch).mean(dim=2), trim)
+        loss = losses.sum()
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
-        total += loss.item() * len(batch)
+        total += losses.mean().item() * len(batch)
     mean_loss = total / len(train_z)
     if not math.isfinite(mean_loss):
         raise TrainingError("training diverged (the loss is not finite); lower --learning-rate")
@@ -110,10 +120,23 @@ def _train_epoch(
 
 
 @torch.no_grad()
-def _validation_loss(autoencoder: torch.nn.Module, validation_z: torch.Tensor) -> float:
-    """Mean validation score: the same quantity as the training loss, on held-out rows."""
+def _validation_loss(
+    autoencoder: torch.nn.Module, validation_z: torch.Tensor, trim: float
+) -> float:
+    """Trimmed mean of the ensemble's validation scores: the same trimming as in training."""
     autoencoder.eval()
-    return reconstruction_errors(autoencoder, validation_z).mean().item()
+    scores = reconstruction_errors(autoencoder, validation_z).mean(dim=1)
+    return trimmed_mean(scores, trim).item()
+
+
+def trimmed_mean(row_errors: torch.Tensor, trim: float) -> torch.Tensor:
+    """Mean over the last axis of all but the largest ``trim`` share of values (at least one
+    value is kept): the rows the model reconstructs worst are presumed anomalies."""
+    n_rows = row_errors.shape[-1]
+    kept = max(1, math.ceil(n_rows * (1 - trim)))
+    if kept == n_rows:
+        return row_errors.mean(dim=-1)
+    return torch.topk(row_errors, kept, dim=-1, largest=False, sorted=False).values.mean(dim=-1)
 
 
 def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -29,6 +29,6 @@ def test_scoring_graph_score_is_mean_of_feature_errors():
     with torch.no_grad():
         score, errors = graph(torch.from_numpy(features))
         z = (torch.from_numpy(features) - graph.mean) / graph.std
-        expected = (z - graph.autoencoder(z)) ** 2
+        expected = ((z - graph.autoencoder(z)) ** 2).mean(dim=0)
     torch.testing.assert_close(errors, expected)
     torch.testing.assert_close(score, expected.mean(dim=1))
