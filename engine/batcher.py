@@ -8,6 +8,7 @@ under heavy load the queue fills by itself while the previous call runs.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -120,6 +121,6 @@ class GreedyBatcher:
 
 
 def _rows(out: ModelOutput, start: int, stop: int) -> ModelOutput:
-    return ModelOutput(
-        out.scores[start:stop], out.feature_errors[start:stop], out.threshold, out.model_version
+    return dataclasses.replace(
+        out, scores=out.scores[start:stop], feature_errors=out.feature_errors[start:stop]
     )

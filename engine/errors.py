@@ -14,6 +14,10 @@ class TooLarge(EngineError):
     """The request is bigger than the engine accepts: split it."""
 
 
+class ModelNotFound(EngineError):
+    """The request names a model or version this engine does not serve."""
+
+
 class Overloaded(EngineError):
     """The engine's queue is full: retry later, with backoff."""
 

@@ -40,6 +40,8 @@ class ModelOutput:
     feature_errors: np.ndarray
     threshold: float
     model_version: str
+    model_sha256: str = ""
+    provider: str = ""
 
 
 class LoadedModel:
@@ -58,7 +60,10 @@ class LoadedModel:
     def run(self, vectors: np.ndarray) -> ModelOutput:
         """Scores validated float32 rows ``[n, input_dim]``. Thread-safe (ORT sessions are)."""
         scores, errors = self._session.run(self._outputs, {self.config.input_name: vectors})
-        return ModelOutput(scores, errors, self.config.threshold, self.config.model_version)
+        c = self.config
+        return ModelOutput(
+            scores, errors, c.threshold, c.model_version, c.model_sha256, self.provider
+        )
 
 
 def load_model(models_dir: Path, options: RuntimeOptions) -> LoadedModel:

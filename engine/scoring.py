@@ -34,6 +34,8 @@ class ScoredBatch:
     threshold: float
     model_version: str
     feature_errors: np.ndarray | None
+    model_sha256: str = ""
+    provider: str = ""
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ class ScoringCore:
     def __init__(self, model: LoadedModel, limits: Limits = Limits()) -> None:
         self.model = model
         self.limits = limits
+        # True from a successful warm-up until shutdown begins: what readiness probes report.
+        self.ready = False
         # The batcher asks for the current model on every run, so a later model swap needs no
         # batcher change and every result names the model that really scored it.
         self._batcher = GreedyBatcher(
@@ -64,8 +68,10 @@ class ScoringCore:
         self._batcher.start()
         probe = np.zeros((1, self.model.input_dim), dtype=np.float32)
         await self.score(ScoreBatch(ids=[0], vectors=probe))
+        self.ready = True
 
     async def close(self) -> None:
+        self.ready = False
         await self._batcher.close()
 
     async def score(self, batch: ScoreBatch) -> ScoredBatch:
@@ -78,6 +84,8 @@ class ScoringCore:
             threshold=out.threshold,
             model_version=out.model_version,
             feature_errors=out.feature_errors if batch.want_feature_errors else None,
+            model_sha256=out.model_sha256,
+            provider=out.provider,
         )
 
     def validate(self, batch: ScoreBatch) -> None:

@@ -11,10 +11,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
+from datasentinel.oip import grpc_predict_v2_pb2 as oip
+from datasentinel.oip import grpc_predict_v2_pb2_grpc as oip_grpc
 from datasentinel.v1 import scoring_pb2 as pb
 from datasentinel.v1 import scoring_pb2_grpc as pb_grpc
 from engine.errors import BindError
 from engine.model import RuntimeOptions, load_model
+from engine.oip_servicer import InferenceServicer
 from engine.providers import TensorRTOptions
 from engine.scoring import Limits, ScoringCore
 from engine.servicer import AnomalyScorerServicer
@@ -23,6 +26,7 @@ from engine.settings import EngineSettings
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AnomalyScorer"].full_name
+OIP_SERVICE_NAME = oip.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -83,6 +87,7 @@ async def serve(settings: EngineSettings, signals: ShutdownSignals) -> None:
         log.info("SERVING model %s on %s", model.config.model_version, model.provider)
         await signals.requested.wait()
     finally:
+        core.ready = False
         await health.enter_graceful_shutdown()
         await _stop(server, settings.grace_seconds, signals.forced)
         await core.close()
@@ -105,10 +110,14 @@ def _build_server(
     pb_grpc.add_AnomalyScorerServicer_to_server(
         AnomalyScorerServicer(core, settings.stream_window), server
     )
+    oip_grpc.add_GRPCInferenceServiceServicer_to_server(
+        InferenceServicer(core, settings.oip_model_name, settings.stream_window), server
+    )
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
         (
             SERVICE_NAME,
+            OIP_SERVICE_NAME,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         ),

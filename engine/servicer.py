@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
@@ -12,6 +11,7 @@ from datasentinel.v1 import scoring_pb2_grpc as pb_grpc
 from engine import converters
 from engine.scoring import ScoringCore
 from engine.status import abort_on_error, status_for
+from engine.streaming import answer_in_order
 
 
 class AnomalyScorerServicer(pb_grpc.AnomalyScorerServicer):
@@ -30,30 +30,8 @@ class AnomalyScorerServicer(pb_grpc.AnomalyScorerServicer):
     async def ScoreStream(
         self, requests: AsyncIterator[pb.ScoreRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ScoreStreamResponse]:
-        """Pipelined: up to ``stream_window`` requests of one stream are scored concurrently (so
-        they can share model calls), and answered strictly in request order."""
-        pending: asyncio.Queue[asyncio.Task | None] = asyncio.Queue(self._window)
-        reader = asyncio.create_task(self._read(requests, pending))
-        try:
-            while (task := await pending.get()) is not None:
-                yield await task
-            await reader  # re-raises a failed read (e.g. the client cancelled)
-        finally:
-            reader.cancel()
-            while not pending.empty():
-                if (task := pending.get_nowait()) is not None:
-                    task.cancel()
-
-    async def _read(self, requests: AsyncIterator[pb.ScoreRequest], pending: asyncio.Queue) -> None:
-        failure: Exception | None = None
-        try:
-            async for request in requests:
-                await pending.put(asyncio.create_task(self._answer(request)))
-        except Exception as exc:  # a broken read still lets the answers already owed go out
-            failure = exc
-        await pending.put(None)
-        if failure is not None:
-            raise failure
+        async for answer in answer_in_order(requests, self._answer, self._window):
+            yield answer
 
     async def _answer(self, request: pb.ScoreRequest) -> pb.ScoreStreamResponse:
         """One stream request's answer: its results, or its own error; never ends the stream."""

@@ -70,6 +70,11 @@ class EngineSettings(BaseSettings):
         description="Requests waiting for the model before new ones get RESOURCE_EXHAUSTED. "
         "Env: ENGINE_MAX_QUEUE.",
     )
+    oip_model_name: str = Field(
+        "datasentinel",
+        description="Model name on the Open Inference Protocol (KServe v2) endpoint. "
+        "Env: ENGINE_OIP_MODEL_NAME.",
+    )
     inline_rows: int = Field(
         64,
         ge=0,

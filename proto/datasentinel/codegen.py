@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 PROTO_ROOT = Path(__file__).resolve().parent.parent
-PROTO_FILES = ("datasentinel/v1/scoring.proto",)
+PROTO_FILES = ("datasentinel/v1/scoring.proto", "datasentinel/oip/grpc_predict_v2.proto")
 
 
 def generate(out_dir: Path) -> None:

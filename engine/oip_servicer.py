@@ -1,0 +1,67 @@
+"""The Open Inference Protocol (KServe v2) gRPC servicer, beside our own on the same port: it
+converts, calls the same scoring core, converts back. Standard clients (tritonclient, kserve)
+work with it unchanged."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+from datasentinel.oip import grpc_predict_v2_pb2 as oip
+from datasentinel.oip import grpc_predict_v2_pb2_grpc as oip_grpc
+from engine import oip_converters as convert
+from engine.errors import ModelNotFound
+from engine.scoring import ScoringCore
+from engine.status import abort_on_error, status_for
+from engine.streaming import answer_in_order
+
+
+class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
+    def __init__(self, core: ScoringCore, model_name: str, stream_window: int) -> None:
+        self._core = core
+        self._name = model_name
+        self._window = stream_window
+
+    async def ServerLive(self, request, context) -> oip.ServerLiveResponse:
+        return oip.ServerLiveResponse(live=True)
+
+    async def ServerReady(self, request, context) -> oip.ServerReadyResponse:
+        return oip.ServerReadyResponse(ready=self._core.ready)
+
+    async def ModelReady(self, request, context) -> oip.ModelReadyResponse:
+        try:
+            convert.check_model(request.name, request.version, self._core.model, self._name)
+        except ModelNotFound:
+            return oip.ModelReadyResponse(ready=False)
+        return oip.ModelReadyResponse(ready=self._core.ready)
+
+    async def ServerMetadata(self, request, context) -> oip.ServerMetadataResponse:
+        return convert.server_metadata()
+
+    @abort_on_error
+    async def ModelMetadata(self, request, context) -> oip.ModelMetadataResponse:
+        convert.check_model(request.name, request.version, self._core.model, self._name)
+        return convert.model_metadata(self._core.model, self._name)
+
+    @abort_on_error
+    async def ModelInfer(self, request, context) -> oip.ModelInferResponse:
+        return await self._infer(request)
+
+    async def ModelStreamInfer(
+        self, requests: AsyncIterator[oip.ModelInferRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[oip.ModelStreamInferResponse]:
+        async for answer in answer_in_order(requests, self._answer, self._window):
+            yield answer
+
+    async def _answer(self, request: oip.ModelInferRequest) -> oip.ModelStreamInferResponse:
+        try:
+            return oip.ModelStreamInferResponse(infer_response=await self._infer(request))
+        except Exception as exc:
+            _, message = status_for(exc)
+            return convert.stream_error(request, message)
+
+    async def _infer(self, request: oip.ModelInferRequest) -> oip.ModelInferResponse:
+        batch, outputs = convert.batch_from_infer_request(request, self._core.model, self._name)
+        result = await self._core.score(batch)
+        return convert.infer_response(result, outputs, request.id, self._name)
