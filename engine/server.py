@@ -19,6 +19,7 @@ from engine.errors import BindError
 from engine.model import RuntimeOptions, load_model
 from engine.oip_servicer import InferenceServicer
 from engine.providers import TensorRTOptions
+from engine.reload import ModelReloader
 from engine.scoring import Limits, ScoringCore
 from engine.servicer import AnomalyScorerServicer
 from engine.settings import EngineSettings
@@ -51,16 +52,19 @@ def limits(settings: EngineSettings) -> Limits:
 
 
 class ShutdownSignals:
-    """SIGTERM/SIGINT become one "should exit" event; a second signal skips the grace period."""
+    """SIGTERM/SIGINT become one "should exit" event; a second signal skips the grace period.
+    SIGHUP asks for a model reload."""
 
     def __init__(self) -> None:
         self.requested = asyncio.Event()
         self.forced = asyncio.Event()
+        self.reload = asyncio.Event()
 
     def install(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
+        loop.add_signal_handler(signal.SIGHUP, self.reload.set)
 
     def _on_signal(self, sig: signal.Signals) -> None:
         if self.requested.is_set():
@@ -73,8 +77,10 @@ class ShutdownSignals:
 
 async def serve(settings: EngineSettings, signals: ShutdownSignals) -> None:
     """Runs the engine until ``signals.requested`` is set."""
-    model = load_model(settings.models_dir, runtime_options(settings))
+    options = runtime_options(settings)
+    model = load_model(settings.models_dir, options)
     core = ScoringCore(model, limits(settings))
+    reloader = ModelReloader(core, settings.models_dir, options, settings.reload_poll_seconds)
     health = health_aio.HealthServicer()
     server = _build_server(settings, core, health)
     await _set_health(health, NOT_SERVING)
@@ -85,7 +91,12 @@ async def serve(settings: EngineSettings, signals: ShutdownSignals) -> None:
         await core.start()
         await _set_health(health, SERVING)
         log.info("SERVING model %s on %s", model.config.model_version, model.provider)
-        await signals.requested.wait()
+        async with asyncio.TaskGroup() as background:
+            watch = background.create_task(reloader.run())
+            hup = background.create_task(_forward(signals.reload, reloader.request))
+            await signals.requested.wait()
+            watch.cancel()
+            hup.cancel()
     finally:
         core.ready = False
         await health.enter_graceful_shutdown()
@@ -138,6 +149,14 @@ def _bind(server: grpc.aio.Server, settings: EngineSettings) -> int:
             "is not available); stop the other process or choose another port with ENGINE_PORT"
         )
     return port
+
+
+async def _forward(event: asyncio.Event, action) -> None:
+    """Calls ``action`` each time ``event`` is set (signal handlers only set events)."""
+    while True:
+        await event.wait()
+        event.clear()
+        action()
 
 
 async def _set_health(health: health_aio.HealthServicer, status: int) -> None:

@@ -70,6 +70,12 @@ class EngineSettings(BaseSettings):
         description="Requests waiting for the model before new ones get RESOURCE_EXHAUSTED. "
         "Env: ENGINE_MAX_QUEUE.",
     )
+    reload_poll_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="How often to look for new artifacts in the models folder (config.json "
+        "changed) and hot-swap them; 0 = only on SIGHUP. Env: ENGINE_RELOAD_POLL_SECONDS.",
+    )
     oip_model_name: str = Field(
         "datasentinel",
         description="Model name on the Open Inference Protocol (KServe v2) endpoint. "

@@ -1,0 +1,92 @@
+"""Hot model reload: new artifacts are loaded beside the served model, checked, warmed up, then
+swapped in with one assignment, between two model calls.
+
+The batcher reads ``core.model`` on every call and each result names the model that produced it,
+so no request fails or mixes two models. A load that fails (corrupt or half-written files, a
+config that does not match its model, a different input dimension) keeps the old model serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from datasentinel.model_config import CONFIG_FILENAME
+from engine.errors import EngineError, ModelLoadError
+from engine.model import LoadedModel, RuntimeOptions, load_model
+from engine.scoring import ScoringCore
+
+log = logging.getLogger(__name__)
+
+
+class ModelReloader:
+    """Reloads when ``config.json`` changes (the trainer writes it last, after model.onnx) or
+    when ``request()`` is called (SIGHUP)."""
+
+    def __init__(
+        self,
+        core: ScoringCore,
+        models_dir: Path,
+        options: RuntimeOptions,
+        poll_seconds: float,
+        on_outcome: Callable[[bool], None] = lambda ok: None,
+    ) -> None:
+        self._core = core
+        self._config = Path(models_dir) / CONFIG_FILENAME
+        self._models_dir = Path(models_dir)
+        self._options = options
+        self._poll = poll_seconds
+        self._on_outcome = on_outcome
+        self._wakeup = asyncio.Event()
+        self._seen = self._signature()
+
+    def request(self) -> None:
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        """Watches until cancelled."""
+        while True:
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), self._poll if self._poll > 0 else None)
+            except TimeoutError:
+                pass
+            asked, signature = self._wakeup.is_set(), self._signature()
+            self._wakeup.clear()
+            if asked or signature != self._seen:
+                # Remember what was tried, so a bad file is not retried until it changes again.
+                self._seen = signature
+                await self.reload()
+
+    async def reload(self) -> bool:
+        """Loads the artifacts now; swaps them in when they are good. Returns whether it did."""
+        old = self._core.model
+        try:
+            new = await asyncio.to_thread(load_model, self._models_dir, self._options)
+            _check_compatible(old, new)
+        except EngineError as exc:
+            log.error("model reload failed, still serving %s: %s", old.config.model_version, exc)
+            self._on_outcome(False)
+            return False
+        self._core.model = new
+        log.info("model reloaded: %s -> %s", old.config.model_version, new.config.model_version)
+        self._on_outcome(True)
+        return True
+
+    def _signature(self) -> tuple[int, int, int] | None:
+        try:
+            st = self._config.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+def _check_compatible(old: LoadedModel, new: LoadedModel) -> None:
+    """Requests already validated against the old model must fit the new one."""
+    if new.config.feature_names != old.config.feature_names:
+        raise ModelLoadError(
+            f"the new model takes {new.input_dim} features {new.config.feature_names[:4]}..., "
+            f"the served one {old.input_dim} {old.config.feature_names[:4]}...: changing the "
+            "input needs a restart of the engine"
+        )

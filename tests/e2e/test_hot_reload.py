@@ -1,0 +1,91 @@
+"""Replacing the artifacts under a steady stream: zero failed requests, results switch to the new
+model version, and a corrupt replacement keeps the old model serving."""
+
+import json
+import signal
+import threading
+import time
+
+import numpy as np
+
+from datasentinel.model_config import CONFIG_FILENAME, MODEL_FILENAME, sha256_file
+from datasentinel.v1 import scoring_pb2 as pb
+from datasentinel.v1 import scoring_pb2_grpc as pb_grpc
+from tests.conftest import build_tiny_model
+
+
+def steady_stream(engine, dim, stop: threading.Event, answers: list):
+    """Streams 8-row batches until ``stop``; appends (ok, version, ids) per answer."""
+    x = np.random.default_rng(1).normal(size=(8, dim)).astype(np.float32)
+
+    def requests():
+        i = 0
+        while not stop.is_set():
+            ids = list(range(8 * i, 8 * i + 8))
+            yield pb.ScoreRequest(ids=ids, raw=pb.RawVectors(data=x.tobytes(), rows=8, cols=dim))
+            i += 1
+            time.sleep(0.002)
+
+    with engine.channel() as channel:
+        for reply in pb_grpc.AnomalyScorerStub(channel).ScoreStream(requests(), timeout=120):
+            ok = reply.WhichOneof("outcome") == "result"
+            answers.append((ok, reply.result.model_version, list(reply.result.ids)))
+
+
+def wait_for(condition, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def score_version(engine, dim):
+    with engine.channel() as channel:
+        reply = pb_grpc.AnomalyScorerStub(channel).Score(
+            pb.ScoreRequest(ids=[0], raw=pb.RawVectors(data=bytes(4 * dim), rows=1, cols=dim))
+        )
+    return reply.model_version
+
+
+def test_swap_under_a_steady_stream_loses_nothing(tiny_model, start_engine):
+    engine = start_engine(tiny_model.dir, "--reload-poll-seconds", "0.1")
+    stop, answers = threading.Event(), []
+    client = threading.Thread(target=steady_stream, args=(engine, tiny_model.dim, stop, answers))
+    client.start()
+    try:
+        assert wait_for(lambda: len(answers) > 50)
+        build_tiny_model(tiny_model.dir, version="tiny-2", seed=9)
+        assert wait_for(lambda: answers[-1][1] == "tiny-2"), engine.log()
+        count = len(answers)
+        assert wait_for(lambda: len(answers) > count + 50)
+    finally:
+        stop.set()
+        client.join(60)
+    assert all(ok for ok, _, _ in answers)
+    versions = [version for _, version, _ in answers]
+    switch = versions.index("tiny-2")
+    assert set(versions[:switch]) == {"tiny-1"} and set(versions[switch:]) == {"tiny-2"}
+    ids = [i for _, _, batch in answers for i in batch]
+    assert ids == list(range(len(ids)))
+    assert "model reloaded: tiny-1 -> tiny-2" in engine.log()
+
+
+def test_corrupt_replacement_keeps_the_old_model_serving(tiny_model, start_engine):
+    engine = start_engine(tiny_model.dir, "--reload-poll-seconds", "0.1")
+    (tiny_model.dir / MODEL_FILENAME).write_bytes(b"not a model")
+    config = json.loads((tiny_model.dir / CONFIG_FILENAME).read_text())
+    config.update(model_sha256=sha256_file(tiny_model.dir / MODEL_FILENAME), model_version="bad")
+    (tiny_model.dir / CONFIG_FILENAME).write_text(json.dumps(config))
+    assert wait_for(lambda: "model reload failed, still serving tiny-1" in engine.log())
+    assert score_version(engine, tiny_model.dim) == "tiny-1"
+
+
+def test_sighup_reloads_when_polling_is_off(tiny_model, start_engine):
+    engine = start_engine(tiny_model.dir, "--reload-poll-seconds", "0")
+    build_tiny_model(tiny_model.dir, version="tiny-hup", seed=4)
+    time.sleep(0.3)
+    assert score_version(engine, tiny_model.dim) == "tiny-1"  # not polling
+    engine.process.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: score_version(engine, tiny_model.dim) == "tiny-hup")

@@ -1,0 +1,95 @@
+"""Hot reload swaps in good artifacts and keeps serving the old model when new ones are bad."""
+
+import asyncio
+import json
+
+import numpy as np
+import pytest
+
+from datasentinel.model_config import CONFIG_FILENAME, MODEL_FILENAME, sha256_file
+from engine.model import RuntimeOptions, load_model
+from engine.reload import ModelReloader
+from engine.scoring import ScoreBatch, ScoringCore
+from tests.conftest import build_tiny_model
+
+CPU = RuntimeOptions(providers=("CPUExecutionProvider",))
+
+
+@pytest.fixture
+async def core(tiny_model):
+    core = ScoringCore(load_model(tiny_model.dir, CPU))
+    await core.start()
+    yield core
+    await core.close()
+
+
+def reloader(core, models_dir, outcomes, poll=0.0):
+    return ModelReloader(core, models_dir, CPU, poll, on_outcome=outcomes.append)
+
+
+def one_row(dim):
+    return ScoreBatch([0], np.ones((1, dim), np.float32))
+
+
+async def test_good_artifacts_are_swapped_in(core, tiny_model):
+    outcomes = []
+    build_tiny_model(tiny_model.dir, version="tiny-2", seed=5)
+    assert await reloader(core, tiny_model.dir, outcomes).reload()
+    assert outcomes == [True]
+    assert (await core.score(one_row(tiny_model.dim))).model_version == "tiny-2"
+
+
+async def test_corrupt_model_keeps_the_old_one(core, tiny_model):
+    outcomes = []
+    (tiny_model.dir / MODEL_FILENAME).write_bytes(b"garbage")
+    config = json.loads((tiny_model.dir / CONFIG_FILENAME).read_text())
+    config["model_sha256"] = sha256_file(tiny_model.dir / MODEL_FILENAME)
+    (tiny_model.dir / CONFIG_FILENAME).write_text(json.dumps(config))
+    assert not await reloader(core, tiny_model.dir, outcomes).reload()
+    assert outcomes == [False]
+    assert (await core.score(one_row(tiny_model.dim))).model_version == tiny_model.version
+
+
+async def test_dimension_change_keeps_the_old_one(core, tiny_model, caplog):
+    outcomes = []
+    build_tiny_model(tiny_model.dir, dim=tiny_model.dim + 2, version="wider")
+    assert not await reloader(core, tiny_model.dir, outcomes).reload()
+    assert "needs a restart" in caplog.text
+    assert core.model.config.model_version == tiny_model.version
+
+
+async def test_watcher_reloads_on_change_and_retries_a_bad_file_only_when_it_changes(
+    core, tiny_model
+):
+    outcomes = []
+    watcher = asyncio.create_task(reloader(core, tiny_model.dir, outcomes, poll=0.02).run())
+    try:
+        await asyncio.sleep(0.1)
+        assert outcomes == []  # nothing changed yet
+        (tiny_model.dir / CONFIG_FILENAME).write_text("{broken")
+        await asyncio.sleep(0.2)
+        assert outcomes == [False]
+        build_tiny_model(tiny_model.dir, version="tiny-3", seed=6)
+        for _ in range(50):
+            if outcomes[-1]:
+                break
+            await asyncio.sleep(0.02)
+        assert outcomes == [False, True]
+        assert core.model.config.model_version == "tiny-3"
+    finally:
+        watcher.cancel()
+
+
+async def test_request_forces_a_reload_without_a_change(core, tiny_model):
+    outcomes = []
+    reload = reloader(core, tiny_model.dir, outcomes, poll=0)
+    watcher = asyncio.create_task(reload.run())
+    try:
+        reload.request()
+        for _ in range(100):
+            if outcomes:
+                break
+            await asyncio.sleep(0.02)
+        assert outcomes == [True]
+    finally:
+        watcher.cancel()
