@@ -124,7 +124,7 @@ def summary(messages: int, rows: int, elapsed: float, latencies: list[float]) ->
 def start_engine(models_dir: Path) -> tuple[subprocess.Popen, int]:
     """Starts the engine on a free port; returns once it logs SERVING."""
     command = [sys.executable, "-m", "engine", "--models-dir", str(models_dir)]
-    command += ["--bind-host", "127.0.0.1", "--port", "0"]
+    command += ["--bind-host", "127.0.0.1", "--port", "0", "--metrics-port", "0"]
     engine = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     port = 0
     for line in engine.stderr:

@@ -39,7 +39,9 @@ class GreedyBatcher:
         max_rows: int,
         max_queue: int,
         inline_rows: int = 0,
+        on_batch: Callable[[int, int], None] = lambda rows, queued: None,
     ) -> None:
+        self._on_batch = on_batch
         self._run = run
         self._max_rows = max_rows
         self._inline_rows = inline_rows
@@ -99,6 +101,7 @@ class GreedyBatcher:
 
     async def _run_jobs(self, jobs: list[_Job]) -> None:
         merged = jobs[0].vectors if len(jobs) == 1 else np.concatenate([j.vectors for j in jobs])
+        self._on_batch(len(merged), self._queue.qsize())
         loop = asyncio.get_running_loop()
         try:
             if len(merged) <= self._inline_rows:

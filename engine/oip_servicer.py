@@ -13,7 +13,7 @@ from datasentinel.oip import grpc_predict_v2_pb2_grpc as oip_grpc
 from engine import oip_converters as convert
 from engine.errors import ModelNotFound
 from engine.scoring import ScoringCore
-from engine.status import abort_on_error, status_for
+from engine.status import abort_on_error, outcome
 from engine.streaming import answer_in_order
 
 
@@ -55,11 +55,10 @@ class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
             yield answer
 
     async def _answer(self, request: oip.ModelInferRequest) -> oip.ModelStreamInferResponse:
-        try:
-            return oip.ModelStreamInferResponse(infer_response=await self._infer(request))
-        except Exception as exc:
-            _, message = status_for(exc)
+        response, _, message = await outcome("ModelStreamInfer", self._infer(request))
+        if response is None:
             return convert.stream_error(request, message)
+        return oip.ModelStreamInferResponse(infer_response=response)
 
     async def _infer(self, request: oip.ModelInferRequest) -> oip.ModelInferResponse:
         batch, outputs = convert.batch_from_infer_request(request, self._core.model, self._name)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from datasentinel.model_config import CONFIG_FILENAME
 from engine.errors import EngineError, ModelLoadError
+from engine.metrics import metrics
 from engine.model import LoadedModel, RuntimeOptions, load_model
 from engine.scoring import ScoringCore
 
@@ -67,10 +68,13 @@ class ModelReloader:
             _check_compatible(old, new)
         except EngineError as exc:
             log.error("model reload failed, still serving %s: %s", old.config.model_version, exc)
+            metrics().reloaded(False)
             self._on_outcome(False)
             return False
         self._core.model = new
+        metrics().serving(*_identity(new), previous=_identity(old))
         log.info("model reloaded: %s -> %s", old.config.model_version, new.config.model_version)
+        metrics().reloaded(True)
         self._on_outcome(True)
         return True
 
@@ -80,6 +84,10 @@ class ModelReloader:
         except OSError:
             return None
         return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+def _identity(model: LoadedModel) -> tuple[str, str, str]:
+    return model.config.model_version, model.config.model_sha256, model.provider
 
 
 def _check_compatible(old: LoadedModel, new: LoadedModel) -> None:

@@ -12,6 +12,7 @@ import numpy as np
 
 from engine.batcher import GreedyBatcher
 from engine.errors import InvalidInput, TooLarge
+from engine.metrics import metrics
 from engine.model import LoadedModel
 
 
@@ -61,6 +62,7 @@ class ScoringCore:
             max_rows=limits.max_merge_rows,
             max_queue=limits.max_queue,
             inline_rows=limits.inline_rows,
+            on_batch=metrics().observe_batch,
         )
 
     async def start(self) -> None:
@@ -77,10 +79,12 @@ class ScoringCore:
     async def score(self, batch: ScoreBatch) -> ScoredBatch:
         self.validate(batch)
         out = await self._batcher.submit(batch.vectors)
+        flags = out.scores > out.threshold
+        metrics().observe_scores(out.scores, flags, out.threshold)
         return ScoredBatch(
             ids=batch.ids,
             scores=out.scores,
-            is_anomaly=out.scores > out.threshold,
+            is_anomaly=flags,
             threshold=out.threshold,
             model_version=out.model_version,
             feature_errors=out.feature_errors if batch.want_feature_errors else None,

@@ -7,6 +7,7 @@ import logging
 import signal
 
 import grpc
+import prometheus_client
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
@@ -16,6 +17,7 @@ from datasentinel.oip import grpc_predict_v2_pb2_grpc as oip_grpc
 from datasentinel.v1 import scoring_pb2 as pb
 from datasentinel.v1 import scoring_pb2_grpc as pb_grpc
 from engine.errors import BindError
+from engine.metrics import metrics
 from engine.model import RuntimeOptions, load_model
 from engine.oip_servicer import InferenceServicer
 from engine.providers import TensorRTOptions
@@ -85,6 +87,8 @@ async def serve(settings: EngineSettings, signals: ShutdownSignals) -> None:
     server = _build_server(settings, core, health)
     await _set_health(health, NOT_SERVING)
     port = _bind(server, settings)
+    _serve_metrics(settings)
+    metrics().serving(model.config.model_version, model.config.model_sha256, model.provider)
     await server.start()
     log.info("listening on %s:%d", settings.bind_host, port)
     try:
@@ -149,6 +153,19 @@ def _bind(server: grpc.aio.Server, settings: EngineSettings) -> int:
             "is not available); stop the other process or choose another port with ENGINE_PORT"
         )
     return port
+
+
+def _serve_metrics(settings: EngineSettings) -> None:
+    if settings.metrics_port < 0:
+        return
+    try:
+        http, _ = prometheus_client.start_http_server(settings.metrics_port, settings.bind_host)
+    except OSError as exc:
+        raise BindError(
+            f"cannot serve metrics on {settings.bind_host}:{settings.metrics_port} "
+            f"({exc.strerror}); choose another port with ENGINE_METRICS_PORT (-1 turns it off)"
+        ) from None
+    log.info("metrics on http://%s:%d/metrics", settings.bind_host, http.server_port)
 
 
 async def _forward(event: asyncio.Event, action) -> None:

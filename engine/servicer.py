@@ -10,7 +10,7 @@ from datasentinel.v1 import scoring_pb2 as pb
 from datasentinel.v1 import scoring_pb2_grpc as pb_grpc
 from engine import converters
 from engine.scoring import ScoringCore
-from engine.status import abort_on_error, status_for
+from engine.status import abort_on_error, outcome
 from engine.streaming import answer_in_order
 
 
@@ -35,11 +35,10 @@ class AnomalyScorerServicer(pb_grpc.AnomalyScorerServicer):
 
     async def _answer(self, request: pb.ScoreRequest) -> pb.ScoreStreamResponse:
         """One stream request's answer: its results, or its own error; never ends the stream."""
-        try:
-            return converters.stream_result(await self._score(request))
-        except Exception as exc:
-            code, message = status_for(exc)
+        response, code, message = await outcome("ScoreStream", self._score(request))
+        if response is None:
             return converters.stream_error(request, code.value[0], message)
+        return converters.stream_result(response)
 
     async def _score(self, request: pb.ScoreRequest) -> pb.ScoreResponse:
         result = await self._core.score(converters.batch_from_request(request))

@@ -70,6 +70,13 @@ class EngineSettings(BaseSettings):
         description="Requests waiting for the model before new ones get RESOURCE_EXHAUSTED. "
         "Env: ENGINE_MAX_QUEUE.",
     )
+    metrics_port: int = Field(
+        9464,
+        ge=-1,
+        le=65535,
+        description="Port of the Prometheus /metrics endpoint (HTTP); 0 picks a free one, -1 "
+        "turns it off. Env: ENGINE_METRICS_PORT.",
+    )
     reload_poll_seconds: float = Field(
         2.0,
         ge=0,

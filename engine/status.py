@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import grpc
 
 from engine import errors
+from engine.metrics import metrics
 
 log = logging.getLogger(__name__)
 
@@ -34,22 +36,30 @@ def status_for(exc: Exception) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__}); see the engine log"
 
 
-Request = TypeVar("Request")
-Response = TypeVar("Response")
-Handler = Callable[[object, Request, grpc.aio.ServicerContext], Awaitable[Response]]
+T = TypeVar("T")
 
 
-def abort_on_error(handler: Handler) -> Handler:
-    """Wraps a unary aio handler: any error ends the call with its mapped status."""
+async def outcome(rpc: str, work: Awaitable[T]) -> tuple[T | None, grpc.StatusCode, str]:
+    """Awaits ``work``; returns its result (or None), the status code and the error message, and
+    records the request in the metrics: every unary call and every stream message passes here."""
+    start = time.perf_counter()
+    try:
+        result, code, message = await work, grpc.StatusCode.OK, ""
+    except Exception as exc:
+        result, (code, message) = None, status_for(exc)
+    metrics().observe_request(rpc, code.name, time.perf_counter() - start)
+    return result, code, message
+
+
+def abort_on_error(handler: Callable) -> Callable:
+    """Wraps a unary aio handler: an error ends the call with its mapped status."""
+    rpc = handler.__name__
 
     @functools.wraps(handler)
-    async def wrapper(self: object, request: Request, context: grpc.aio.ServicerContext):
-        try:
-            return await handler(self, request, context)
-        except Exception as exc:
-            if isinstance(exc, grpc.aio.AbortError):
-                raise
-            code, message = status_for(exc)
+    async def wrapper(self, request, context: grpc.aio.ServicerContext):
+        result, code, message = await outcome(rpc, handler(self, request, context))
+        if code != grpc.StatusCode.OK:
             await context.abort(code, message)
+        return result
 
     return wrapper

@@ -138,6 +138,7 @@ class EngineProcess:
 
     process: subprocess.Popen
     port: int = 0
+    metrics_port: int = 0
     lines: list[str] = field(default_factory=list)
 
     @property
@@ -162,7 +163,9 @@ def engine_command(models_dir: Path, *args: str) -> list[str]:
 
 def spawn_engine(models_dir: Path, *args: str, env: dict[str, str] | None = None) -> EngineProcess:
     """Starts the engine on a free port (port 0) and reads the port back from its log."""
-    command = engine_command(models_dir, "--bind-host", "127.0.0.1", "--port", "0", *args)
+    command = engine_command(
+        models_dir, "--bind-host", "127.0.0.1", "--port", "0", "--metrics-port", "0", *args
+    )
     process = subprocess.Popen(
         command,
         cwd=REPO,
@@ -177,6 +180,9 @@ def spawn_engine(models_dir: Path, *args: str, env: dict[str, str] | None = None
     def pump() -> None:
         for line in process.stdout:
             engine.lines.append(line)
+            metrics = re.search(r"metrics on http://[\d.]+:(\d+)/metrics", line)
+            if metrics:
+                engine.metrics_port = int(metrics.group(1))
             match = re.search(r"listening on [\d.]+:(\d+)", line)
             if match:
                 engine.port = int(match.group(1))

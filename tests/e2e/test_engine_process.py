@@ -192,7 +192,7 @@ def test_long_stream_answers_every_id_once_in_order(stub, served):
 
 def run_engine(models_dir, *args, timeout=60):
     return subprocess.run(
-        engine_command(models_dir, "--bind-host", "127.0.0.1", *args),
+        engine_command(models_dir, "--bind-host", "127.0.0.1", "--metrics-port", "-1", *args),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -1,0 +1,101 @@
+"""Prometheus metrics of the engine, one set per process (prometheus-client).
+
+With several worker processes, each writes its values to PROMETHEUS_MULTIPROC_DIR (set before the
+first ``metrics()`` call) and the supervisor serves their sum, so the numbers add up.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from prometheus_client import Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
+# Score / threshold: 1 is the decision boundary. A shift of this distribution is a drift signal
+# that needs no second detector, and it reads the same for every model.
+RATIO_BUCKETS = (0.01, 0.03, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0, 10.0, 100.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.requests = Counter(
+            "datasentinel_requests",
+            "Requests by rpc and gRPC status code; each message of a stream counts as one.",
+            ["rpc", "code"],
+        )
+        self.latency = Histogram(
+            "datasentinel_request_latency_seconds",
+            "Time from a request's arrival to its answer, by rpc.",
+            ["rpc"],
+            buckets=LATENCY_BUCKETS,
+        )
+        self.rows = Counter("datasentinel_rows_scored", "Vectors scored.")
+        self.anomalies = Counter("datasentinel_anomalies", "Vectors flagged as anomalies.")
+        self.score_ratio = Histogram(
+            "datasentinel_score_threshold_ratio",
+            "Anomaly scores divided by the threshold (above 1 = flagged).",
+            buckets=RATIO_BUCKETS,
+        )
+        self.batch_rows = Histogram(
+            "datasentinel_batch_rows",
+            "Vectors per model call, as the batcher merged concurrent requests.",
+            buckets=BATCH_BUCKETS,
+        )
+        self.queue_depth = Gauge(
+            "datasentinel_queue_depth",
+            "Requests waiting for the model.",
+            multiprocess_mode="livesum",
+        )
+        self.model = Gauge(
+            "datasentinel_model_info",
+            "The model being served (1) and the execution provider running it.",
+            ["model_version", "model_sha256", "execution_provider"],
+            multiprocess_mode="livemax",
+        )
+        self.reloads = Counter(
+            "datasentinel_model_reloads", "Hot reload attempts by outcome.", ["outcome"]
+        )
+
+    def observe_request(self, rpc: str, code: str, seconds: float) -> None:
+        self.requests.labels(rpc, code).inc()
+        self.latency.labels(rpc).observe(seconds)
+
+    def observe_scores(self, scores: np.ndarray, flags: np.ndarray, threshold: float) -> None:
+        self.rows.inc(len(scores))
+        self.anomalies.inc(int(np.count_nonzero(flags)))
+        ratios = scores / threshold if threshold > 0 else np.full(len(scores), np.inf)
+        observe_many(self.score_ratio, ratios)
+
+    def observe_batch(self, rows: int, queued: int) -> None:
+        self.batch_rows.observe(rows)
+        self.queue_depth.set(queued)
+
+    def serving(self, version: str, sha256: str, provider: str, previous=None) -> None:
+        if previous is not None:
+            self.model.labels(*previous).set(0)
+        self.model.labels(version, sha256, provider).set(1)
+
+    def reloaded(self, ok: bool) -> None:
+        self.reloads.labels("success" if ok else "failure").inc()
+
+
+def observe_many(histogram: Histogram, values: np.ndarray) -> None:
+    """``histogram.observe(v)`` for every value, bucketed with numpy: a Python loop over 1024
+    scores per message would cost more than scoring them. Uses the histogram's bucket values,
+    which ``observe`` itself uses (a test pins the result to repeated ``observe``)."""
+    if len(values) == 0:
+        return
+    bounds = np.asarray(histogram._upper_bounds)
+    counts = np.bincount(np.searchsorted(bounds, values, side="left"), minlength=len(bounds))
+    for bucket, count in zip(histogram._buckets, counts, strict=False):
+        if count:
+            bucket.inc(int(count))
+    histogram._sum.inc(float(np.sum(values[np.isfinite(values)])))
+
+
+@functools.cache
+def metrics() -> Metrics:
+    """This process's metrics (Prometheus metrics are process-global)."""
+    return Metrics()
