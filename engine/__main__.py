@@ -1,38 +1,34 @@
-"""``python -m engine``: a thin shell over ``engine.server.serve``."""
+"""``python -m engine``: a thin shell over ``engine.server.run_engine`` (one process) or
+``engine.workers.run_workers`` (several processes on one port)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 
 from pydantic_settings import CliApp
 
 from engine.errors import EngineError
-from engine.server import ShutdownSignals, serve
+from engine.server import configure_logging, run_engine
 from engine.settings import EngineSettings
+from engine.workers import run_workers
 
 log = logging.getLogger("engine")
 
 
 def main(argv: list[str] | None = None) -> int:
     settings = CliApp.run(EngineSettings, cli_args=sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(
-        level=settings.log_level_number,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings)
+    workers = settings.workers or os.cpu_count() or 1
+    if workers == 1:
+        return asyncio.run(run_engine(settings))
     try:
-        asyncio.run(_run(settings))
-    except EngineError as exc:  # startup problems a user can fix: one line, no traceback
+        return run_workers(settings, workers)
+    except EngineError as exc:  # start-up problems a user can fix: one line, no traceback
         log.error("%s", exc)
         return 2
-    return 0
-
-
-async def _run(settings: EngineSettings) -> None:
-    signals = ShutdownSignals()
-    signals.install()
-    await serve(settings, signals)
 
 
 if __name__ == "__main__":

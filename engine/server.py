@@ -16,7 +16,7 @@ from datasentinel.oip import grpc_predict_v2_pb2 as oip
 from datasentinel.oip import grpc_predict_v2_pb2_grpc as oip_grpc
 from datasentinel.v1 import scoring_pb2 as pb
 from datasentinel.v1 import scoring_pb2_grpc as pb_grpc
-from engine.errors import BindError
+from engine.errors import BindError, EngineError
 from engine.metrics import metrics
 from engine.model import RuntimeOptions, load_model
 from engine.oip_servicer import InferenceServicer
@@ -77,17 +77,40 @@ class ShutdownSignals:
             self.requested.set()
 
 
-async def serve(settings: EngineSettings, signals: ShutdownSignals) -> None:
-    """Runs the engine until ``signals.requested`` is set."""
+def configure_logging(settings: EngineSettings, prefix: str = "") -> None:
+    logging.basicConfig(
+        level=settings.log_level_number,
+        format=f"%(asctime)s %(levelname)s {prefix}%(name)s: %(message)s",
+    )
+
+
+async def run_engine(settings: EngineSettings, reuse_port: bool = False) -> int:
+    """One engine process until SIGTERM/SIGINT; returns its exit code (2: a start-up problem
+    a user can fix, logged as one line)."""
+    signals = ShutdownSignals()
+    signals.install()
+    try:
+        await serve(settings, signals, reuse_port)
+    except EngineError as exc:
+        log.error("%s", exc)
+        return 2
+    return 0
+
+
+async def serve(
+    settings: EngineSettings, signals: ShutdownSignals, reuse_port: bool = False
+) -> None:
+    """Runs the engine until ``signals.requested`` is set. ``reuse_port``: share the port with
+    the other workers (SO_REUSEPORT)."""
     options = runtime_options(settings)
     model = load_model(settings.models_dir, options)
     core = ScoringCore(model, limits(settings))
     reloader = ModelReloader(core, settings.models_dir, options, settings.reload_poll_seconds)
     health = health_aio.HealthServicer()
-    server = _build_server(settings, core, health)
+    server = _build_server(settings, core, health, reuse_port)
     await _set_health(health, NOT_SERVING)
     port = _bind(server, settings)
-    _serve_metrics(settings)
+    serve_metrics(settings)
     metrics().serving(model.config.model_version, model.config.model_sha256, model.provider)
     await server.start()
     log.info("listening on %s:%d", settings.bind_host, port)
@@ -110,7 +133,10 @@ async def serve(settings: EngineSettings, signals: ShutdownSignals) -> None:
 
 
 def _build_server(
-    settings: EngineSettings, core: ScoringCore, health: health_aio.HealthServicer
+    settings: EngineSettings,
+    core: ScoringCore,
+    health: health_aio.HealthServicer,
+    reuse_port: bool,
 ) -> grpc.aio.Server:
     max_bytes = settings.max_message_mb * 1024 * 1024
     server = grpc.aio.server(
@@ -118,8 +144,9 @@ def _build_server(
             ("grpc.max_receive_message_length", max_bytes),
             ("grpc.max_send_message_length", max_bytes),
             # gRPC shares ports by default (SO_REUSEPORT): then a second engine on a busy port
-            # would silently split traffic with the first instead of failing.
-            ("grpc.so_reuseport", 0),
+            # would silently split traffic with the first instead of failing. Only our own
+            # workers share it, after the supervisor checked that the port was free.
+            ("grpc.so_reuseport", int(reuse_port)),
         ]
     )
     pb_grpc.add_AnomalyScorerServicer_to_server(
@@ -155,11 +182,17 @@ def _bind(server: grpc.aio.Server, settings: EngineSettings) -> int:
     return port
 
 
-def _serve_metrics(settings: EngineSettings) -> None:
+def serve_metrics(
+    settings: EngineSettings,
+    registry: prometheus_client.CollectorRegistry = prometheus_client.REGISTRY,
+) -> None:
+    """Serves /metrics over HTTP on a thread of its own (unless turned off)."""
     if settings.metrics_port < 0:
         return
     try:
-        http, _ = prometheus_client.start_http_server(settings.metrics_port, settings.bind_host)
+        http, _ = prometheus_client.start_http_server(
+            settings.metrics_port, settings.bind_host, registry=registry
+        )
     except OSError as exc:
         raise BindError(
             f"cannot serve metrics on {settings.bind_host}:{settings.metrics_port} "

@@ -70,6 +70,12 @@ class EngineSettings(BaseSettings):
         description="Requests waiting for the model before new ones get RESOURCE_EXHAUSTED. "
         "Env: ENGINE_MAX_QUEUE.",
     )
+    workers: int = Field(
+        0,
+        ge=0,
+        description="Engine processes sharing the port, each with its own model session and "
+        "batcher; 0 = one per CPU core. Env: ENGINE_WORKERS.",
+    )
     metrics_port: int = Field(
         9464,
         ge=-1,

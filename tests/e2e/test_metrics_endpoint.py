@@ -1,4 +1,5 @@
-"""/metrics of a real engine adds up to the traffic the test sent."""
+"""/metrics of a real engine adds up to the traffic the test sent, with one worker process and
+with several (their values are summed)."""
 
 import urllib.request
 
@@ -32,8 +33,9 @@ def request(x):
     )
 
 
-def test_counters_histograms_and_labels_add_up(tiny_model, start_engine):
-    engine = start_engine(tiny_model.dir)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_counters_histograms_and_labels_add_up(tiny_model, start_engine, workers):
+    engine = start_engine(tiny_model.dir, "--workers", str(workers))
     rng = np.random.default_rng(4)
     flagged = rows = 0
     with engine.channel() as channel:
@@ -52,11 +54,11 @@ def test_counters_histograms_and_labels_add_up(tiny_model, start_engine):
     assert value(samples, "datasentinel_requests_total", rpc="Score", code="INVALID_ARGUMENT") == 1
     assert value(samples, "datasentinel_requests_total", rpc="ScoreStream", code="OK") == 3
     assert value(samples, "datasentinel_request_latency_seconds_count", rpc="Score") == 6
-    # The warm-up row at start counts as scored too.
-    assert value(samples, "datasentinel_rows_scored_total") == rows + 1
+    # Each worker's warm-up row counts as scored too.
+    assert value(samples, "datasentinel_rows_scored_total") == rows + workers
     assert value(samples, "datasentinel_anomalies_total") == flagged
-    assert value(samples, "datasentinel_score_threshold_ratio_count") == rows + 1
-    assert value(samples, "datasentinel_batch_rows_sum") == rows + 1
+    assert value(samples, "datasentinel_score_threshold_ratio_count") == rows + workers
+    assert value(samples, "datasentinel_batch_rows_sum") == rows + workers
     assert value(samples, "datasentinel_queue_depth") == 0
     info = [k for k in samples if k[0] == "datasentinel_model_info" and samples[k] == 1]
     assert info and ("model_version", tiny_model.version) in info[0][1]
