@@ -33,7 +33,7 @@ ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 HOME=/tmp MODELS_DIR=/models ENG
     LD_LIBRARY_PATH=/opt/venv/lib/python3.11/site-packages/tensorrt_libs
 USER 10001:10001
 WORKDIR /tmp
-EXPOSE 9000
+EXPOSE 9000 9464
 HEALTHCHECK --interval=5s --timeout=3s --start-period=60s --retries=12 \
   CMD ["python", "-m", "engine.healthcheck"]
 ENTRYPOINT ["python", "-m", "engine"]

@@ -26,7 +26,7 @@ COPY --from=builder /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 HOME=/tmp MODELS_DIR=/models ENGINE_PORT=9000
 USER 10001:10001
 WORKDIR /tmp
-EXPOSE 9000
+EXPOSE 9000 9464
 HEALTHCHECK --interval=5s --timeout=3s --start-period=5s --retries=12 \
   CMD ["python", "-m", "engine.healthcheck"]
 ENTRYPOINT ["python", "-m", "engine"]

@@ -11,6 +11,7 @@ fi
 started=$SECONDS
 export COMPOSE_PROJECT_NAME="${SMOKE_PROJECT:-datasentinel-smoke}"
 export ENGINE_PORT="${SMOKE_ENGINE_PORT:-19000}" ENGINE_PUBLISHED_PORT="${SMOKE_ENGINE_PORT:-19000}"
+export ENGINE_METRICS_PORT=$((ENGINE_PORT + 1)) ENGINE_METRICS_PUBLISHED_PORT=$((ENGINE_PORT + 1))
 export PRODUCER_COUNT="${SMOKE_COUNT:-2000}" PRODUCER_SHOW=none TRAINER_SYNTHETIC_ROWS=8000
 
 cleanup() { compose down --volumes --remove-orphans >/dev/null 2>&1 || true; }
@@ -54,6 +55,13 @@ if [ "${status:-1}" != 0 ] || ! grep -q "every vector answered" <<<"$report"; th
   exit 1
 fi
 grep -q "answered     $PRODUCER_COUNT " <<<"$report" || { echo "FAIL: not all $PRODUCER_COUNT answered" >&2; exit 1; }
+
+step "engine metrics count every vector"
+scored="$(curl -sf "http://127.0.0.1:$ENGINE_METRICS_PUBLISHED_PORT/metrics" \
+  | sed -n 's/^datasentinel_rows_scored_total \([0-9.e+]*\)$/\1/p')"
+echo "datasentinel_rows_scored_total $scored (producer sent $PRODUCER_COUNT, plus warm-ups)"
+python3 -c "import sys; sys.exit(float('${scored:-0}') < $PRODUCER_COUNT)" \
+  || { echo "FAIL: metrics did not count the vectors" >&2; exit 1; }
 
 step "engine runs as a non-root user"
 uid="$(compose exec -T engine id -u)"
