@@ -1,13 +1,12 @@
 """The framework floor for benchmarks/serving.py: the same gRPC service and messages as the
 engine (grpc.aio, raw-bytes requests, columnar responses) with no model behind it.
 
-    python benchmarks/echo_server.py PORT
+    python benchmarks/echo_server.py   (prints the port it chose)
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
 
 import grpc
 
@@ -35,14 +34,14 @@ class Echo(pb_grpc.AnomalyScorerServicer):
         return response
 
 
-async def main(port: int) -> None:
+async def main() -> None:
     server = grpc.aio.server()
     pb_grpc.add_AnomalyScorerServicer_to_server(Echo(), server)
-    server.add_insecure_port(f"127.0.0.1:{port}")
+    port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    print("echo serving", flush=True)
+    print(f"listening on 127.0.0.1:{port}\necho SERVING ", flush=True)
     await server.wait_for_termination()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1])))
+    asyncio.run(main())

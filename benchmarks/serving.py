@@ -4,34 +4,33 @@
   - floor: a no-model gRPC echo of the same messages (benchmarks/echo_server.py);
   - the engine with 1 and 1024 vectors per message, unary and streaming, 1 worker and all.
 
-    python benchmarks/serving.py --models-dir models [--seconds 3] [--clients 2]
+    python benchmarks/serving.py --models-dir models
 
-Load comes from --clients separate processes (each 32 threads calling Score, or one stream with
-32 messages in flight). Client and server share this machine's cores, so every
-server figure here is a floor; "engine us/msg" is the engine's own CPU time per message.
+Load comes from h2load (Debian's nghttp2-client), a C HTTP/2 client: a unary call is a POST of
+one length-prefixed message, a stream a POST of thousands, so the client costs little of the CPU
+it shares with the server. "server us/msg" is the server's own CPU time per message.
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import re
-import socket
+import shutil
 import statistics
+import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
-import grpc
 import numpy as np
 import onnxruntime as ort
 
 from datasentinel.model_config import load_config
 from datasentinel.v1 import scoring_pb2 as pb
-from datasentinel.v1 import scoring_pb2_grpc as pb_grpc
 
 IN_FLIGHT = 32
 HERE = Path(__file__).resolve().parent
@@ -52,82 +51,47 @@ def ceiling(models_dir: Path, rows: int, seconds: float) -> float:
     return done / (time.perf_counter() - start)
 
 
-def request(rows: int, dim: int) -> pb.ScoreRequest:
+def framed(rows: int, dim: int, messages: int = 1) -> bytes:
+    """``messages`` copies of one request, each with gRPC's 5-byte length prefix: the HTTP/2
+    body of a unary call (1 message) or of a whole client stream."""
     x = np.random.default_rng(rows).normal(size=(rows, dim)).astype("<f4")
-    return pb.ScoreRequest(
-        ids=range(rows), raw=pb.RawVectors(data=x.tobytes(), rows=rows, cols=dim)
-    )
+    raw = pb.RawVectors(data=x.tobytes(), rows=rows, cols=dim)
+    message = pb.ScoreRequest(ids=range(rows), raw=raw).SerializeToString()
+    return (b"\0" + struct.pack(">I", len(message)) + message) * messages
 
 
-def _unary(target: str, message, seconds: float) -> list[float]:
-    """IN_FLIGHT threads, each calling Score back to back."""
-    deadline = time.perf_counter() + seconds
-    latencies: list[float] = []
-    with grpc.insecure_channel(target) as channel:
-        stub = pb_grpc.AnomalyScorerStub(channel)
-
-        def caller() -> None:
-            while time.perf_counter() < deadline:
-                start = time.perf_counter()
-                stub.Score(message)
-                latencies.append(time.perf_counter() - start)
-
-        threads = [threading.Thread(target=caller) for _ in range(IN_FLIGHT)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    return latencies
+# (rpc, vectors per message, messages per call, calls, connections, calls in flight each)
+CASES = [
+    ("Score", 1, 1, 20000, 4, 16),
+    ("Score", 1024, 1, 1000, 4, 4),
+    ("ScoreStream", 1, 2000, 16, 4, 1),
+    ("ScoreStream", 1024, 64, 32, 4, 1),
+]
 
 
-def _stream(target: str, message, seconds: float) -> list[float]:
-    """One ScoreStream with at most IN_FLIGHT messages unanswered."""
-    slots = threading.Semaphore(IN_FLIGHT)
-    sent: list[float] = []
-    deadline = time.perf_counter() + seconds
-
-    def requests():
-        while time.perf_counter() < deadline:
-            slots.acquire()
-            sent.append(time.perf_counter())
-            yield message
-
-    latencies = []
-    with grpc.insecure_channel(target) as channel:
-        for reply in pb_grpc.AnomalyScorerStub(channel).ScoreStream(requests()):
-            if reply.WhichOneof("outcome") != "result":
-                raise RuntimeError(reply.error.message)
-            latencies.append(time.perf_counter() - sent[len(latencies)])
-            slots.release()
-    return latencies
-
-
-def _client(mode: str, target: str, rows: int, dim: int, seconds: float, out) -> None:
-    run = _unary if mode == "unary" else _stream
-    out.put(run(target, request(rows, dim), seconds))
-
-
-def load(mode: str, target: str, rows: int, dim: int, seconds: float, clients: int) -> dict:
-    context = multiprocessing.get_context("spawn")
-    out = context.Queue()
-    procs = [
-        context.Process(target=_client, args=(mode, target, rows, dim, seconds, out))
-        for _ in range(clients)
-    ]
-    start = time.perf_counter()
-    for proc in procs:
-        proc.start()
-    latencies = [x for _ in procs for x in out.get()]
-    elapsed = time.perf_counter() - start
-    for proc in procs:
-        proc.join()
-    cuts = statistics.quantiles(latencies, n=100)
+def h2load(port: int, case: tuple, dim: int, workdir: Path) -> dict:
+    """Drives one case with h2load (a C HTTP/2 load generator, so the client costs little CPU).
+    A stream's latency is the whole stream's, so only unary calls report p50/p99."""
+    rpc, rows, per_call, calls, connections, in_flight = case
+    body, log = workdir / f"{rpc}-{rows}.bin", workdir / f"{rpc}-{rows}.log"
+    body.write_bytes(framed(rows, dim, per_call))
+    command = ["h2load", "-n", str(calls), "-c", str(connections), "-m", str(in_flight)]
+    command += ["-H", "content-type: application/grpc", "-H", "te: trailers"]
+    command += ["-d", str(body), "--log-file", str(log)]
+    command += [f"http://127.0.0.1:{port}/datasentinel.v1.AnomalyScorer/{rpc}"]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    seconds = float(re.search(r"finished in ([\d.]+)(m?s)", out).group(1))
+    seconds /= 1000 if re.search(r"finished in [\d.]+ms", out) else 1
+    done = int(re.search(r"(\d+) succeeded", out).group(1))
+    if done != calls:
+        raise RuntimeError(f"h2load: only {done} of {calls} calls succeeded:\n{out}")
+    latencies = sorted(int(line.split()[2]) / 1e3 for line in log.read_text().splitlines())
+    unary = per_call == 1
     return {
-        "messages": len(latencies),
-        "vectors_per_s": len(latencies) * rows / seconds,
-        "p50_ms": cuts[49] * 1e3,
-        "p99_ms": cuts[98] * 1e3,
-        "elapsed": elapsed,
+        "messages": calls * per_call,
+        "vectors_per_s": calls * per_call * rows / seconds,
+        "p50_ms": statistics.median(latencies) if unary else float("nan"),
+        "p99_ms": latencies[int(0.99 * (len(latencies) - 1))] if unary else float("nan"),
     }
 
 
@@ -147,8 +111,8 @@ def server_pids(process: subprocess.Popen) -> list[int]:
 
 
 def start(command: list[str], ready: str) -> tuple[subprocess.Popen, int]:
-    """Starts a server that logs ``listening on HOST:PORT`` (or is given its port) and waits
-    until it logs ``ready`` as often as it has workers."""
+    """Starts a server that logs ``listening on HOST:PORT`` and waits until it logs ``ready``
+    as often as it has workers."""
     process = subprocess.Popen(command, stderr=subprocess.STDOUT, stdout=subprocess.PIPE, text=True)
     port, workers, serving = 0, 1, 0
     for line in process.stdout:
@@ -156,7 +120,7 @@ def start(command: list[str], ready: str) -> tuple[subprocess.Popen, int]:
             port = port or int(match.group(1))
             workers = int(match.group(2) or workers)
         serving += ready in line
-        if serving >= workers and (port or "echo" in ready):
+        if serving >= workers and port:
             threading.Thread(target=process.stdout.read, daemon=True).start()
             return process, port
     raise SystemExit(f"{command} failed to start (exit {process.wait()})")
@@ -169,26 +133,15 @@ def engine(models_dir: Path, workers: int) -> tuple[subprocess.Popen, int]:
     return start(command, " SERVING ")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-CASES = [("stream", 1), ("stream", 1024), ("unary", 1), ("unary", 1024)]
-
-
-def measure_server(process, port, dim, seconds, clients) -> dict:
-    target = f"127.0.0.1:{port}"
-    load("stream", target, 1, dim, 0.5, 1)  # warm up
+def measure_server(process, port, dim, workdir: Path) -> dict:
+    h2load(port, ("ScoreStream", 1, 200, 4, 2, 1), dim, workdir)  # warm up
     results = {}
-    for mode, rows in CASES:
+    for case in CASES:
         before = cpu_seconds(server_pids(process))
-        result = load(mode, target, rows, dim, seconds, clients)
-        result["server_us_per_msg"] = (
-            (cpu_seconds(server_pids(process)) - before) / result["messages"] * 1e6
-        )
-        results[(mode, rows)] = result
+        result = h2load(port, case, dim, workdir)
+        spent = cpu_seconds(server_pids(process)) - before
+        result["server_us_per_msg"] = spent / result["messages"] * 1e6
+        results[(case[0], case[1])] = result
     return results
 
 
@@ -200,41 +153,42 @@ def stop(process: subprocess.Popen) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
-    parser.add_argument("--seconds", type=float, default=3.0, help="per measurement")
-    parser.add_argument("--clients", type=int, default=2, help="client processes")
+    parser.add_argument("--seconds", type=float, default=3.0, help="per ceiling measurement")
     args = parser.parse_args()
+    if shutil.which("h2load") is None:
+        raise SystemExit("h2load not found: apt-get install nghttp2-client")
     dim = load_config(args.models_dir).input_dim
     cores = os.cpu_count() or 1
     ceil = {rows: ceiling(args.models_dir, rows, args.seconds) for rows in (1, 1024)}
 
-    port = free_port()
-    echo, _ = start([sys.executable, str(HERE / "echo_server.py"), str(port)], "echo serving")
-    try:
-        floor = measure_server(echo, port, dim, args.seconds, args.clients)
-    finally:
-        stop(echo)
-    runs = {}
-    for workers in sorted({1, cores}):
-        process, port = engine(args.models_dir, workers)
+    with tempfile.TemporaryDirectory() as workdir:
+        echo, port = start([sys.executable, str(HERE / "echo_server.py")], " SERVING ")
         try:
-            runs[workers] = measure_server(process, port, dim, args.seconds, args.clients)
+            floor = measure_server(echo, port, dim, Path(workdir))
         finally:
-            stop(process)
+            stop(echo)
+        runs = {}
+        for workers in sorted({1, cores}):
+            process, port = engine(args.models_dir, workers)
+            try:
+                runs[workers] = measure_server(process, port, dim, Path(workdir))
+            finally:
+                stop(process)
     report(args, dim, cores, ceil, floor, runs)
     return 0
 
 
 def report(args, dim, cores, ceil, floor, runs) -> None:
     print(
-        f"model {args.models_dir} ({dim} features); {cores} cores shared by server and "
-        f"{args.clients} client processes; {args.seconds:g} s per case"
+        f"model {args.models_dir} ({dim} features); {cores} cores shared by the server and "
+        "h2load (a C HTTP/2 client)"
     )
     print(
         f"ceiling (in-process ONNX Runtime, 1 thread): {ceil[1]:,.0f} vectors/s at 1 per call, "
         f"{ceil[1024]:,.0f} at 1024"
     )
     header = ("vectors/s", "p50 ms", "p99 ms", "/ceiling", "/floor", "server us/msg")
-    print(f"\n{'server':10}{'case':16}" + "".join(f"{h:>14}" for h in header))
+    print(f"\n{'server':10}{'case':18}" + "".join(f"{h:>14}" for h in header))
     rows = [("echo", floor)] + [(f"engine x{w}", r) for w, r in runs.items()]
     for name, results in rows:
         for (mode, n), r in results.items():
@@ -247,7 +201,7 @@ def report(args, dim, cores, ceil, floor, runs) -> None:
                 f"{vs_floor:.2f}x",
                 f"{r['server_us_per_msg']:,.0f}",
             )
-            print(f"{name:10}{f'{mode} x{n}':16}" + "".join(f"{c:>14}" for c in cells))
+            print(f"{name:10}{f'{mode} x{n}':18}" + "".join(f"{c:>14}" for c in cells))
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ class GreedyBatcher:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="scoring")
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._busy = False  # the worker is between taking jobs and finishing their model call
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._work(), name="batcher")
@@ -58,6 +59,11 @@ class GreedyBatcher:
         """Queues ``vectors`` and waits for their results (rows in the same order)."""
         if self._closing:
             raise Unavailable("engine is shutting down; retry on another instance")
+        if not self._busy and self._queue.empty() and len(vectors) <= self._inline_rows:
+            # Nothing to merge with and nothing ahead of us: run now, skipping the hand-off to
+            # the worker task and back (two event-loop switches per request).
+            self._on_batch(len(vectors), 0)
+            return self._run(vectors)
         job = _Job(vectors, asyncio.get_running_loop().create_future())
         try:
             self._queue.put_nowait(job)
@@ -78,7 +84,11 @@ class GreedyBatcher:
 
     async def _work(self) -> None:
         while (jobs := await self._next_jobs()) is not None:
-            await self._run_jobs(jobs)
+            self._busy = True
+            try:
+                await self._run_jobs(jobs)
+            finally:
+                self._busy = False
 
     async def _next_jobs(self) -> list[_Job] | None:
         """Waits for one job, then greedily adds whatever else is queued, up to ``max_rows``."""

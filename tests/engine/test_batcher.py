@@ -138,3 +138,21 @@ async def test_small_calls_run_inline_and_large_ones_on_the_scoring_thread():
     await batcher.close()
     assert threads[0] == (4, threading.main_thread().name)
     assert threads[1][0] == 5 and threads[1][1].startswith("scoring")
+
+
+async def test_idle_batcher_runs_small_requests_at_once_but_never_ahead_of_the_queue():
+    model = RecordingModel()
+    batcher = GreedyBatcher(model, max_rows=100, max_queue=10, inline_rows=4)
+    batcher.start()
+    model.release.clear()
+    big = asyncio.ensure_future(batcher.submit(rows(0, 10)))  # too big to run inline: queued
+    await asyncio.sleep(0.05)  # now running on the scoring thread, held
+    small = asyncio.ensure_future(batcher.submit(rows(100, 1)))  # busy: must wait its turn
+    await asyncio.sleep(0.02)
+    assert not small.done()
+    model.release.set()
+    await asyncio.gather(big, small)
+    assert model.calls == [10, 1]
+    out = await batcher.submit(rows(7, 2))  # idle again: answered directly
+    assert model.calls == [10, 1, 2] and list(out.scores) == [7, 8]
+    await batcher.close()
