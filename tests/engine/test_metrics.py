@@ -1,9 +1,10 @@
 """Bulk histogram observation must count exactly like prometheus-client's own observe()."""
 
 import numpy as np
+import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from engine.metrics import observe_many
+from engine.metrics import SMALL_BATCH, observe_many
 
 
 def exposition(registry):
@@ -22,3 +23,22 @@ def test_observe_many_equals_observe_one_by_one():
     observe_many(by_many, values)
     assert exposition(one) == exposition(many)
     assert 'h_bucket{le="0.5"} 3.0' in exposition(many)
+
+
+def test_small_and_large_batches_land_in_the_same_buckets():
+    small, large = CollectorRegistry(), CollectorRegistry()
+    scores = np.array([0.05, 0.4, 0.5, 0.6, 2.0, 30.0] * 5, dtype=np.float32)
+    for registry, chunks in ((small, np.split(scores, 10)), (large, [scores])):
+        histogram = Histogram("r", "r", buckets=(0.1, 1.0, 2.0, 10.0), registry=registry)
+        for chunk in chunks:
+            if len(chunk) <= SMALL_BATCH:
+                for value in chunk.tolist():
+                    histogram.observe(value)
+            else:
+                observe_many(histogram, chunk)
+    buckets = [line for line in exposition(small) if "_sum" not in line]
+    assert buckets == [line for line in exposition(large) if "_sum" not in line]
+    small_sum, large_sum = (
+        float(line.split()[-1]) for r in (small, large) for line in exposition(r) if "_sum" in line
+    )
+    assert small_sum == pytest.approx(large_sum, rel=1e-6)
