@@ -38,8 +38,13 @@ def plot_training_loss(history: History, path: Path) -> Path:
     figure = Figure(figsize=(8, 5), layout="constrained")
     axes = figure.subplots()
     epochs = np.arange(1, history.epochs_run + 1)
-    axes.plot(epochs, history.train_loss, label="training loss", color=_NORMAL_COLOUR)
-    axes.plot(epochs, history.validation_loss, label="validation loss", color="tab:orange")
+    axes.plot(epochs, history.train_loss, label="training loss (trimmed)", color=_NORMAL_COLOUR)
+    axes.plot(
+        epochs,
+        history.validation_loss,
+        label="validation loss (trimmed; early stopping)",
+        color="tab:orange",
+    )
     axes.axvline(
         history.best_epoch,
         color=_THRESHOLD_COLOUR,
@@ -50,7 +55,7 @@ def plot_training_loss(history: History, path: Path) -> Path:
     # Losses fall by orders of magnitude; a log axis keeps the late epochs readable.
     axes.set_yscale("log")
     axes.set_xlabel("epoch")
-    axes.set_ylabel("mean squared reconstruction error (standardised)")
+    axes.set_ylabel("squared reconstruction error (scaled, before member calibration)")
     axes.set_title("Autoencoder training: loss per epoch")
     axes.grid(True, which="major", alpha=0.3)
     axes.legend()

@@ -69,8 +69,7 @@ class TrainerSettings(BaseSettings):
     latent_dim: PositiveInt | None = Field(
         default=None,
         description="Width of the widest member's bottleneck; unset = about half the number of "
-        "features. "
-        "Env: TRAINER_LATENT_DIM.",
+        "features, at most 8. Env: TRAINER_LATENT_DIM.",
     )
     trim_fraction: float = Field(
         # Measured on the ODDS data (benchmarks/DETECTION.md): 0.2 beat 0.1 and 0.3.
@@ -83,8 +82,9 @@ class TrainerSettings(BaseSettings):
     )
     ensemble_size: PositiveInt = Field(
         default=5,
-        description="Autoencoders trained side by side, with bottlenecks from 1 to --latent-dim "
-        "wide; the model scores with their mean per-feature error. Env: TRAINER_ENSEMBLE_SIZE.",
+        description="Autoencoders trained side by side: all but one with bottlenecks from 1 to 3 "
+        "wide, the last --latent-dim wide; the model scores with their mean per-feature error. "
+        "Env: TRAINER_ENSEMBLE_SIZE.",
     )
     validation_fraction: float = Field(
         default=0.2,

@@ -13,7 +13,10 @@ def format_summary(result: TrainingResult) -> str:
         f"  rows        {training.rows_train} train / {training.rows_validation} validation",
         f"  features    {config.input_dim}: {_names(config.feature_names)}",
         f"  epochs      {training.epochs_run} run, best {training.best_epoch} "
-        f"(validation loss {training.best_validation_loss:.4g})",
+        f"(early-stopping loss {training.best_validation_loss:.4g})",
+        # The loss early stopping compared: worst rows left out (--trim-fraction), members'
+        # errors not yet divided by their typical error. Spelled out: the score is calibrated.
+        "              (trimmed, before member calibration: not the threshold's units)",
         f"  threshold   {config.threshold:.4g} "
         f"({training.threshold_quantile:g} quantile of validation scores)",
     ]

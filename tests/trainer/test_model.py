@@ -3,10 +3,13 @@ import pytest
 import torch
 
 from trainer.model import (
+    ERROR_KNEE,
     build_scoring_graph,
     default_hidden_dims,
     default_latent_dim,
     fit_standardisation,
+    latent_widths,
+    soften,
 )
 
 
@@ -29,6 +32,34 @@ def test_scoring_graph_score_is_mean_of_feature_errors():
     with torch.no_grad():
         score, errors = graph(torch.from_numpy(features))
         z = (torch.from_numpy(features) - graph.mean) / graph.std
-        expected = ((z - graph.autoencoder(z)) ** 2).mean(dim=0)
+        squared = (z - graph.autoencoder(z)) ** 2
+        expected = (ERROR_KNEE * torch.log1p(squared / ERROR_KNEE)).mean(dim=0)
     torch.testing.assert_close(errors, expected)
     torch.testing.assert_close(score, expected.mean(dim=1))
+
+
+def test_default_latent_is_capped_on_wide_data():
+    assert default_latent_dim(8) == 4
+    assert default_latent_dim(274) == 8
+
+
+@pytest.mark.parametrize(
+    ("widest", "members", "expected"),
+    [
+        (8, 1, [8]),
+        (8, 2, [1, 8]),
+        (8, 3, [1, 3, 8]),
+        (8, 5, [1, 1, 2, 3, 8]),
+        (2, 5, [1, 1, 2, 2, 2]),
+    ],
+)
+def test_latent_widths_weight_the_narrow_end(widest, members, expected):
+    assert latent_widths(widest, members) == expected
+
+
+def test_soften_is_linear_below_the_knee_and_logarithmic_above():
+    errors = torch.tensor([0.0, 0.01, ERROR_KNEE, 100 * ERROR_KNEE])
+    softened = soften(errors)
+    assert softened[0] == 0 and softened[1] == pytest.approx(0.01, rel=1e-3)
+    assert bool((softened.diff() > 0).all())
+    assert softened[3] < 5 * ERROR_KNEE

@@ -12,7 +12,13 @@ from datasentinel.model_config import FEATURE_ERRORS_OUTPUT, INPUT_NAME, SCORE_O
 from datasentinel.synthetic import generate
 from trainer import export
 from trainer.data import read_csv, split_dataset
-from trainer.model import build_scoring_graph, fit_standardisation, member_errors, score_rows
+from trainer.model import (
+    build_scoring_graph,
+    fit_standardisation,
+    member_errors,
+    score_rows,
+    soften,
+)
 from trainer.pipeline import train_and_export
 from trainer.training import fit, trimmed_mean
 
@@ -57,7 +63,7 @@ def test_scaling_ignores_a_few_extreme_rows():
     np.testing.assert_allclose(scale, 2, rtol=0.15)
 
 
-def test_feature_errors_are_the_members_mean_scaled_error():
+def test_feature_errors_are_the_members_mean_scaled_softened_error():
     features = np.random.default_rng(0).normal(size=(40, 5)).astype(np.float32)
     graph = build_scoring_graph(features, [8], 3, members=3)
     graph.autoencoder.member_scale.copy_(torch.tensor([1.0, 2.0, 4.0])[:, None, None])
@@ -65,7 +71,7 @@ def test_feature_errors_are_the_members_mean_scaled_error():
         score, errors = graph(torch.from_numpy(features))
         each = member_errors(graph.autoencoder, graph.standardise(torch.from_numpy(features)))
     assert each.shape == (3, 40, 5)
-    expected = (each[0] + each[1] / 2 + each[2] / 4) / 3
+    expected = (soften(each[0]) + soften(each[1] / 2) + soften(each[2] / 4)) / 3
     torch.testing.assert_close(errors, expected)
     torch.testing.assert_close(score, expected.mean(dim=1))
 
