@@ -19,11 +19,18 @@ class RecordingModel:
         self.calls: list[int] = []
         self.release = threading.Event()
         self.release.set()
+        self.entered = threading.Event()
 
     def __call__(self, vectors):
+        self.entered.set()
         self.release.wait(5)
         self.calls.append(len(vectors))
         return ModelOutput(vectors[:, 0].copy(), vectors**2, 0.5, "v1")
+
+
+async def running(model: RecordingModel) -> None:
+    """Waits until the model is inside a call (held there while ``release`` is clear)."""
+    assert await asyncio.to_thread(model.entered.wait, 5)
 
 
 def rows(start, n):
@@ -51,7 +58,7 @@ async def test_requests_queued_behind_a_running_call_are_merged():
     batcher = await started(model)
     model.release.clear()
     first = asyncio.ensure_future(batcher.submit(rows(0, 1)))
-    await asyncio.sleep(0.05)  # the first call is now running, held
+    await running(model)
     rest = [asyncio.ensure_future(batcher.submit(rows(i, 2))) for i in range(6)]
     await asyncio.sleep(0.01)
     model.release.set()
@@ -65,7 +72,7 @@ async def test_merge_never_exceeds_max_rows_and_keeps_order():
     batcher = await started(model, max_rows=5)
     model.release.clear()
     first = asyncio.ensure_future(batcher.submit(rows(0, 1)))
-    await asyncio.sleep(0.05)
+    await running(model)
     rest = [asyncio.ensure_future(batcher.submit(rows(100 + 10 * i, 2))) for i in range(5)]
     await asyncio.sleep(0.01)
     model.release.set()
@@ -81,14 +88,14 @@ async def test_full_queue_answers_overloaded():
     model = RecordingModel()
     batcher = await started(model, max_queue=2)
     model.release.clear()
-    running = asyncio.ensure_future(batcher.submit(rows(0, 1)))
-    await asyncio.sleep(0.05)
+    held = asyncio.ensure_future(batcher.submit(rows(0, 1)))
+    await running(model)
     queued = [asyncio.ensure_future(batcher.submit(rows(0, 1))) for _ in range(2)]
     await asyncio.sleep(0)
     with pytest.raises(Overloaded, match="queue is full"):
         await batcher.submit(rows(0, 1))
     model.release.set()
-    await asyncio.gather(running, *queued)
+    await asyncio.gather(held, *queued)
     await batcher.close()
 
 
@@ -146,7 +153,7 @@ async def test_idle_batcher_runs_small_requests_at_once_but_never_ahead_of_the_q
     batcher.start()
     model.release.clear()
     big = asyncio.ensure_future(batcher.submit(rows(0, 10)))  # too big to run inline: queued
-    await asyncio.sleep(0.05)  # now running on the scoring thread, held
+    await running(model)  # on the scoring thread, held
     small = asyncio.ensure_future(batcher.submit(rows(100, 1)))  # busy: must wait its turn
     await asyncio.sleep(0.02)
     assert not small.done()
