@@ -8,14 +8,13 @@ from datasentinel.v1 import scoring_pb2 as pb
 from engine.errors import InvalidInput
 from engine.model import LoadedModel
 from engine.scoring import Limits, ScoreBatch, ScoredBatch
-
-_FLOAT32_LE = np.dtype("<f4")
+from engine.tensors import FLOAT32_LE, float32_rows
 
 
 def batch_from_request(request: pb.ScoreRequest) -> ScoreBatch:
     kind = request.WhichOneof("vectors")
     if kind == "raw":
-        vectors = _vectors_from_raw(request.raw)
+        vectors = float32_rows(request.raw.data, request.raw.rows, request.raw.cols, "raw.data")
     elif kind == "floats":
         vectors = _vectors_from_floats(request.floats)
     else:
@@ -59,19 +58,9 @@ def model_info(model: LoadedModel, limits: Limits) -> pb.ModelInfo:
     )
 
 
-def _vectors_from_raw(raw: pb.RawVectors) -> np.ndarray:
-    expected = raw.rows * raw.cols * _FLOAT32_LE.itemsize
-    if len(raw.data) != expected:
-        raise InvalidInput(
-            f"raw.data holds {len(raw.data)} bytes but rows={raw.rows} x cols={raw.cols} float32 "
-            f"values need {expected}: send little-endian float32, row-major"
-        )
-    return np.frombuffer(raw.data, dtype=_FLOAT32_LE).reshape(raw.rows, raw.cols)
-
-
 def _raw_from_vectors(vectors: np.ndarray) -> pb.RawVectors:
     rows, cols = vectors.shape
-    data = vectors.astype(_FLOAT32_LE, copy=False).tobytes()
+    data = vectors.astype(FLOAT32_LE, copy=False).tobytes()
     return pb.RawVectors(data=data, rows=rows, cols=cols)
 
 

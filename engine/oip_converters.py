@@ -14,12 +14,12 @@ from datasentinel.oip import grpc_predict_v2_pb2 as oip
 from engine.errors import InvalidInput, ModelNotFound
 from engine.model import LoadedModel
 from engine.scoring import ScoreBatch, ScoredBatch
+from engine.tensors import FLOAT32_LE, float32_rows
 
 SERVER_NAME = "datasentinel"
 PLATFORM = "onnxruntime_onnx"
 SCORE, IS_ANOMALY, FEATURE_ERRORS = "score", "is_anomaly", "feature_errors"
 DEFAULT_OUTPUTS = (SCORE, IS_ANOMALY)
-_FLOAT32_LE = np.dtype("<f4")
 
 
 def check_model(name: str, version: str, model: LoadedModel, served_name: str) -> None:
@@ -61,13 +61,13 @@ def infer_response(
     response.parameters["execution_provider"].string_param = result.provider
     response.parameters["model_sha256"].string_param = result.model_sha256
     tensors = {
-        SCORE: ("FP32", result.scores.astype(_FLOAT32_LE, copy=False)),
+        SCORE: ("FP32", result.scores.astype(FLOAT32_LE, copy=False)),
         IS_ANOMALY: ("BOOL", result.is_anomaly.astype(np.bool_, copy=False)),
         FEATURE_ERRORS: ("FP32", result.feature_errors),
     }
     for name in outputs:
         datatype, array = tensors[name]
-        array = array.astype(_FLOAT32_LE, copy=False) if datatype == "FP32" else array
+        array = array.astype(FLOAT32_LE, copy=False) if datatype == "FP32" else array
         response.outputs.add(name=name, datatype=datatype, shape=array.shape)
         response.raw_output_contents.append(array.tobytes())
     return response
@@ -113,20 +113,11 @@ def _input_vectors(request: oip.ModelInferRequest, model: LoadedModel) -> np.nda
         raise InvalidInput(f"input '{name}' shape {list(tensor.shape)}: expected [N, {dim}]")
     rows, cols = tensor.shape
     if request.raw_input_contents:
-        return _from_raw(request.raw_input_contents, rows, cols)
+        raw = request.raw_input_contents
+        if len(raw) != 1:
+            raise InvalidInput(f"raw_input_contents holds {len(raw)} tensors; the model takes 1")
+        return float32_rows(raw[0], rows, cols, "raw_input_contents[0]")
     values = tensor.contents.fp32_contents
     if len(values) != rows * cols:
         raise InvalidInput(f"input '{name}' holds {len(values)} values, shape needs {rows * cols}")
     return np.asarray(values, dtype=np.float32).reshape(rows, cols)
-
-
-def _from_raw(raw: list[bytes], rows: int, cols: int) -> np.ndarray:
-    if len(raw) != 1:
-        raise InvalidInput(f"raw_input_contents holds {len(raw)} tensors; the model has 1 input")
-    expected = rows * cols * _FLOAT32_LE.itemsize
-    if len(raw[0]) != expected:
-        raise InvalidInput(
-            f"raw_input_contents[0] holds {len(raw[0])} bytes but shape [{rows}, {cols}] FP32 "
-            f"needs {expected}"
-        )
-    return np.frombuffer(raw[0], dtype=_FLOAT32_LE).reshape(rows, cols)

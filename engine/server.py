@@ -175,11 +175,15 @@ def _bind(server: grpc.aio.Server, settings: EngineSettings) -> int:
     except RuntimeError:
         port = 0
     if port == 0:
-        raise BindError(
-            f"cannot listen on {address}: port {settings.port} is already in use (or the address "
-            "is not available); stop the other process or choose another port with ENGINE_PORT"
-        )
+        raise port_in_use(settings.bind_host, settings.port)
     return port
+
+
+def port_in_use(host: str, port: int) -> BindError:
+    return BindError(
+        f"cannot listen on {host}:{port}: port {port} is already in use (or the address is not "
+        "available); stop the other process or choose another port with ENGINE_PORT"
+    )
 
 
 def serve_metrics(

@@ -24,9 +24,14 @@ from multiprocessing.connection import wait
 
 from prometheus_client import CollectorRegistry, multiprocess
 
-from engine.errors import BindError
 from engine.model import load_model
-from engine.server import configure_logging, run_engine, runtime_options, serve_metrics
+from engine.server import (
+    configure_logging,
+    port_in_use,
+    run_engine,
+    runtime_options,
+    serve_metrics,
+)
 from engine.settings import EngineSettings
 
 log = logging.getLogger(__name__)
@@ -104,10 +109,7 @@ def _reserved_port(host: str, port: int) -> Iterator[int]:
             probe.bind((host, port))
             port = probe.getsockname()[1]
     except OSError:
-        raise BindError(
-            f"cannot listen on {host}:{port}: port {port} is already in use (or the address is "
-            "not available); stop the other process or choose another port with ENGINE_PORT"
-        ) from None
+        raise port_in_use(host, port) from None
     reservation = socket.socket(family, socket.SOCK_STREAM)
     reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     reservation.bind((host, port))

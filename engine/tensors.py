@@ -1,0 +1,21 @@
+"""Raw tensor bytes <-> numpy, shared by both gRPC fronts (ours and the Open Inference Protocol)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.errors import InvalidInput
+
+FLOAT32_LE = np.dtype("<f4")
+
+
+def float32_rows(data: bytes, rows: int, cols: int, what: str) -> np.ndarray:
+    """``rows x cols`` little-endian float32 values, row-major, without a copy; InvalidInput
+    naming ``what`` when the byte count does not match the shape."""
+    expected = rows * cols * FLOAT32_LE.itemsize
+    if len(data) != expected:
+        raise InvalidInput(
+            f"{what} holds {len(data)} bytes but rows={rows} x cols={cols} float32 values need "
+            f"{expected}: send little-endian float32, row-major"
+        )
+    return np.frombuffer(data, dtype=FLOAT32_LE).reshape(rows, cols)
