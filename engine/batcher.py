@@ -8,7 +8,6 @@ under heavy load the queue fills by itself while the previous call runs.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -129,11 +128,5 @@ class GreedyBatcher:
         for job in jobs:
             stop = start + len(job.vectors)
             if not job.future.done():  # the caller may have gone (cancelled RPC)
-                job.future.set_result(_rows(out, start, stop))
+                job.future.set_result(out.rows(start, stop))
             start = stop
-
-
-def _rows(out: ModelOutput, start: int, stop: int) -> ModelOutput:
-    return dataclasses.replace(
-        out, scores=out.scores[start:stop], feature_errors=out.feature_errors[start:stop]
-    )

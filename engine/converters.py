@@ -22,20 +22,40 @@ def batch_from_request(request: pb.ScoreRequest) -> ScoreBatch:
     return ScoreBatch(request.ids, vectors, request.include_feature_errors)
 
 
-def response_from_result(result: ScoredBatch, request_id: str) -> pb.ScoreResponse:
-    response = pb.ScoreResponse(
-        request_id=request_id, threshold=result.threshold, model_version=result.model_version
-    )
-    response.ids.extend(result.ids)
-    response.scores.extend(result.scores.tolist())
-    response.is_anomaly.extend(result.is_anomaly.tolist())
-    if result.feature_errors is not None:
-        response.feature_errors.CopyFrom(_raw_from_vectors(result.feature_errors))
+def response_from_result(result: ScoredBatch, request: pb.ScoreRequest) -> pb.ScoreResponse:
+    """The answer to ``request``, whose rows ``result`` scored (same ids, same order)."""
+    response = pb.ScoreResponse()
+    _fill_response(response, result, request)
     return response
 
 
-def stream_result(response: pb.ScoreResponse) -> pb.ScoreStreamResponse:
-    return pb.ScoreStreamResponse(request_id=response.request_id, result=response)
+def stream_result(result: ScoredBatch, request: pb.ScoreRequest) -> pb.ScoreStreamResponse:
+    # Filled in place: wrapping a finished ScoreResponse would copy it (~5% of a message's CPU).
+    answer = pb.ScoreStreamResponse(request_id=request.request_id)
+    _fill_response(answer.result, result, request)
+    return answer
+
+
+def _fill_response(response: pb.ScoreResponse, result: ScoredBatch, request: pb.ScoreRequest):
+    """Built from wire bytes rather than field by field: at 1024 rows, filling the repeated fields
+    from Python cost ~110 us per message, about a fifth of the engine's event-loop time; parsing
+    the same values in C costs ~30 us. Packed repeated float and bool are the raw little-endian
+    values on the wire, and ``request_id`` and ``ids`` have the same numbers and types in both
+    messages (a test pins this), so the request's own serialized ids are the answer's."""
+    echo = pb.ScoreRequest()
+    echo.CopyFrom(request)
+    echo.ClearField("vectors")
+    echo.ClearField("include_feature_errors")
+    flags = result.is_anomaly.astype(np.bool_, copy=False).view(np.uint8)
+    response.MergeFromString(
+        echo.SerializeToString()
+        + _packed(_SCORES, result.scores.astype(FLOAT32_LE, copy=False).tobytes())
+        + _packed(_FLAGS, flags.tobytes())
+    )
+    response.threshold = result.threshold
+    response.model_version = result.model_version
+    if result.feature_errors is not None:
+        response.feature_errors.CopyFrom(_raw_from_vectors(result.feature_errors))
 
 
 def stream_error(request: pb.ScoreRequest, code: int, message: str) -> pb.ScoreStreamResponse:
@@ -56,6 +76,24 @@ def model_info(model: LoadedModel, limits: Limits) -> pb.ModelInfo:
         max_batch_rows=limits.max_batch_rows,
         config_schema_version=config.schema_version,
     )
+
+
+_SCORES = pb.ScoreResponse.DESCRIPTOR.fields_by_name["scores"].number
+_FLAGS = pb.ScoreResponse.DESCRIPTOR.fields_by_name["is_anomaly"].number
+
+
+def _packed(field_number: int, values: bytes) -> bytes:
+    """A packed repeated field in protobuf's wire format: key, byte length, the values."""
+    return _varint(field_number << 3 | 2) + _varint(len(values)) + values
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
 
 def _raw_from_vectors(vectors: np.ndarray) -> pb.RawVectors:

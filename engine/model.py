@@ -6,6 +6,7 @@ so a bad model never reaches the serving path.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,12 @@ class ModelOutput:
     model_version: str
     model_sha256: str = ""
     provider: str = ""
+
+    def rows(self, start: int, stop: int) -> ModelOutput:
+        """The output for input rows ``start:stop`` (views, no copies)."""
+        return dataclasses.replace(
+            self, scores=self.scores[start:stop], feature_errors=self.feature_errors[start:stop]
+        )
 
 
 class LoadedModel:

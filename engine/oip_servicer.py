@@ -12,9 +12,9 @@ from datasentinel.oip import grpc_predict_v2_pb2 as oip
 from datasentinel.oip import grpc_predict_v2_pb2_grpc as oip_grpc
 from engine import oip_converters as convert
 from engine.errors import ModelNotFound
-from engine.scoring import ScoringCore
-from engine.status import abort_on_error, outcome
-from engine.streaming import answer_in_order
+from engine.scoring import ScoreBatch, ScoringCore
+from engine.status import abort_on_error
+from engine.streaming import answer_in_order, score_all
 
 
 class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
@@ -51,16 +51,29 @@ class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
     async def ModelStreamInfer(
         self, requests: AsyncIterator[oip.ModelInferRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[oip.ModelStreamInferResponse]:
-        async for answer in answer_in_order(requests, self._answer, self._window):
+        async for answer in answer_in_order(requests, self._answer_all, self._window):
             yield answer
 
-    async def _answer(self, request: oip.ModelInferRequest) -> oip.ModelStreamInferResponse:
-        response, _, message = await outcome("ModelStreamInfer", self._infer(request))
-        if response is None:
-            return convert.stream_error(request, message)
-        return oip.ModelStreamInferResponse(infer_response=response)
+    async def _answer_all(
+        self, requests: list[oip.ModelInferRequest]
+    ) -> list[oip.ModelStreamInferResponse]:
+        """Each request's answer, or its own ``error_message``; never ends the stream."""
+        return await score_all(
+            self._core, "ModelStreamInfer", requests, self._prepare, self._result, _error
+        )
 
     async def _infer(self, request: oip.ModelInferRequest) -> oip.ModelInferResponse:
-        batch, outputs = convert.batch_from_infer_request(request, self._core.model, self._name)
+        batch, outputs = self._prepare(request)
         result = await self._core.score(batch)
         return convert.infer_response(result, outputs, request.id, self._name)
+
+    def _prepare(self, request: oip.ModelInferRequest) -> tuple[ScoreBatch, list[str]]:
+        return convert.batch_from_infer_request(request, self._core.model, self._name)
+
+    def _result(self, request, outputs: list[str], result) -> oip.ModelStreamInferResponse:
+        response = convert.infer_response(result, outputs, request.id, self._name)
+        return oip.ModelStreamInferResponse(infer_response=response)
+
+
+def _error(request, code, message: str) -> oip.ModelStreamInferResponse:
+    return convert.stream_error(request, message)

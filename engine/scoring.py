@@ -5,15 +5,16 @@ Knows nothing of gRPC; a KServe v2 front or any other protocol can sit on it unc
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from engine.batcher import GreedyBatcher
-from engine.errors import InvalidInput, TooLarge
+from engine.errors import EngineError, InvalidInput, TooLarge
 from engine.metrics import metrics
-from engine.model import LoadedModel
+from engine.model import LoadedModel, ModelOutput
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,55 @@ class ScoringCore:
 
     async def score(self, batch: ScoreBatch) -> ScoredBatch:
         self.validate(batch)
-        out = await self._batcher.submit(batch.vectors)
+        return self._scored(batch, await self._batcher.submit(batch.vectors))
+
+    async def score_each(
+        self, batches: Sequence[ScoreBatch | Exception]
+    ) -> list[ScoredBatch | Exception]:
+        """Scores several batches with as few model calls as ``max_merge_rows`` allows; a bad
+        batch (or an Exception standing for one that could not be read) fails alone, in its
+        own slot. For streams: one call per group of waiting messages, not one per message."""
+        outcomes: list[ScoredBatch | Exception] = list(batches)
+        valid: list[int] = []
+        for slot, batch in enumerate(batches):
+            if isinstance(batch, Exception):
+                continue
+            try:
+                self.validate(batch)
+                valid.append(slot)
+            except EngineError as exc:
+                outcomes[slot] = exc
+        chunks = self._chunks(valid, [len(batches[slot].vectors) for slot in valid])
+        await asyncio.gather(*(self._score_chunk(batches, chunk, outcomes) for chunk in chunks))
+        return outcomes
+
+    def _chunks(self, slots: list[int], rows: list[int]) -> list[list[int]]:
+        """Consecutive slots, up to ``max_merge_rows`` rows per chunk (at least one slot)."""
+        chunks: list[list[int]] = []
+        total = self.limits.max_merge_rows
+        for slot, n in zip(slots, rows, strict=True):
+            if total + n > self.limits.max_merge_rows:
+                chunks.append([])
+                total = 0
+            chunks[-1].append(slot)
+            total += n
+        return chunks
+
+    async def _score_chunk(self, batches, slots: list[int], outcomes: list) -> None:
+        parts = [batches[slot].vectors for slot in slots]
+        try:
+            out = await self._batcher.submit(parts[0] if len(parts) == 1 else np.concatenate(parts))
+        except Exception as exc:  # e.g. overloaded, or shutting down: each of them is told
+            for slot in slots:
+                outcomes[slot] = exc
+            return
+        start = 0
+        for slot, part in zip(slots, parts, strict=True):
+            stop = start + len(part)
+            outcomes[slot] = self._scored(batches[slot], out.rows(start, stop))
+            start = stop
+
+    def _scored(self, batch: ScoreBatch, out: ModelOutput) -> ScoredBatch:
         flags = out.scores > out.threshold
         metrics().observe_scores(out.scores, flags, out.threshold)
         return ScoredBatch(

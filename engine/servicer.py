@@ -9,9 +9,9 @@ import grpc
 from datasentinel.v1 import scoring_pb2 as pb
 from datasentinel.v1 import scoring_pb2_grpc as pb_grpc
 from engine import converters
-from engine.scoring import ScoringCore
-from engine.status import abort_on_error, outcome
-from engine.streaming import answer_in_order
+from engine.scoring import ScoreBatch, ScoredBatch, ScoringCore
+from engine.status import abort_on_error
+from engine.streaming import answer_in_order, score_all
 
 
 class AnomalyScorerServicer(pb_grpc.AnomalyScorerServicer):
@@ -30,16 +30,27 @@ class AnomalyScorerServicer(pb_grpc.AnomalyScorerServicer):
     async def ScoreStream(
         self, requests: AsyncIterator[pb.ScoreRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ScoreStreamResponse]:
-        async for answer in answer_in_order(requests, self._answer, self._window):
+        async for answer in answer_in_order(requests, self._answer_all, self._window):
             yield answer
 
-    async def _answer(self, request: pb.ScoreRequest) -> pb.ScoreStreamResponse:
-        """One stream request's answer: its results, or its own error; never ends the stream."""
-        response, code, message = await outcome("ScoreStream", self._score(request))
-        if response is None:
-            return converters.stream_error(request, code.value[0], message)
-        return converters.stream_result(response)
+    async def _answer_all(self, requests: list[pb.ScoreRequest]) -> list[pb.ScoreStreamResponse]:
+        """Each stream request's answer: its results, or its own error; never ends the stream."""
+        return await score_all(
+            self._core, "ScoreStream", requests, _prepare, _stream_result, _stream_error
+        )
 
     async def _score(self, request: pb.ScoreRequest) -> pb.ScoreResponse:
         result = await self._core.score(converters.batch_from_request(request))
-        return converters.response_from_result(result, request.request_id)
+        return converters.response_from_result(result, request)
+
+
+def _prepare(request: pb.ScoreRequest) -> tuple[ScoreBatch, None]:
+    return converters.batch_from_request(request), None
+
+
+def _stream_result(request, _, result: ScoredBatch) -> pb.ScoreStreamResponse:
+    return converters.stream_result(result, request)
+
+
+def _stream_error(request, code: grpc.StatusCode, message: str) -> pb.ScoreStreamResponse:
+    return converters.stream_error(request, code.value[0], message)

@@ -1,47 +1,97 @@
-"""Bidirectional streams answered in request order, with requests scored concurrently.
+"""Bidirectional streams answered in request order, waiting requests scored together.
 
-Both our ScoreStream and the Open Inference Protocol's ModelStreamInfer use it: up to ``window``
-requests of one stream are in flight at once (so they can share model calls in the batcher),
-and the answers go out strictly in request order.
+Both our ScoreStream and the Open Inference Protocol's ModelStreamInfer use it. A reader takes
+requests off the stream while earlier answers are being scored and sent; whatever has arrived
+by then is scored as one group (one model call for a group of single vectors), and the answers
+go out strictly in request order. Up to ``window`` requests wait beyond the group in progress.
+
+Measured: a task per message, with the batcher merging them, cost ~112 us of CPU per
+single-vector message (a bare gRPC echo: ~45 us); groups need neither tasks nor futures.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
+
+import grpc
+
+from engine.metrics import metrics
+from engine.scoring import ScoreBatch, ScoredBatch, ScoringCore
+from engine.status import status_for
 
 Request = TypeVar("Request")
 Answer = TypeVar("Answer")
+Extra = TypeVar("Extra")
+
+_END = object()  # the stream's end, after its last request
 
 
 async def answer_in_order(
     requests: AsyncIterator[Request],
-    answer: Callable[[Request], Awaitable[Answer]],
+    answer_all: Callable[[list[Request]], Awaitable[Sequence[Answer]]],
     window: int,
 ) -> AsyncIterator[Answer]:
-    """Yields ``answer(request)`` for every request, in order. ``answer`` must not raise for a
-    bad request (it answers with an error instead): one request never ends the stream."""
-    pending: asyncio.Queue[asyncio.Task[Answer] | None] = asyncio.Queue(window)
-    reader = asyncio.create_task(_read(requests, answer, pending))
+    """Yields one answer per request, in order. ``answer_all`` answers a group of requests, one
+    answer each, in order; it must not raise for a bad request (it answers with an error
+    instead): one request never ends the stream."""
+    waiting: asyncio.Queue = asyncio.Queue(window)
+    reader = asyncio.create_task(_read(requests, waiting))
     try:
-        while (task := await pending.get()) is not None:
-            yield await task
+        ended = False
+        while not ended:
+            group = [await waiting.get()]
+            while not waiting.empty():
+                group.append(waiting.get_nowait())
+            if ended := group[-1] is _END:
+                group.pop()
+            if group:
+                for answer in await answer_all(group):
+                    yield answer
         await reader  # re-raises a failed read (e.g. the client cancelled)
     finally:
         reader.cancel()
-        while not pending.empty():
-            if (task := pending.get_nowait()) is not None:
-                task.cancel()
 
 
-async def _read(requests, answer, pending: asyncio.Queue) -> None:
-    failure: Exception | None = None
+async def _read(requests: AsyncIterator, waiting: asyncio.Queue) -> None:
     try:
         async for request in requests:
-            await pending.put(asyncio.create_task(answer(request)))
-    except Exception as exc:  # a broken read still lets the answers already owed go out
-        failure = exc
-    await pending.put(None)
-    if failure is not None:
-        raise failure
+            await waiting.put(request)
+    finally:  # a broken read still lets the answers already owed go out
+        await waiting.put(_END)
+
+
+async def score_all(
+    core: ScoringCore,
+    rpc: str,
+    requests: list[Request],
+    prepare: Callable[[Request], tuple[ScoreBatch, Extra]],
+    answer: Callable[[Request, Extra, ScoredBatch], Answer],
+    error: Callable[[Request, grpc.StatusCode, str], Answer],
+) -> list[Answer]:
+    """Scores a group of stream requests together, each answered on its own: ``prepare`` turns
+    a request into its batch (plus what ``answer`` needs later), ``answer`` builds a result,
+    ``error`` an error answer. Records every request in the metrics."""
+    start = time.perf_counter()
+    prepared: list[tuple[ScoreBatch, Extra] | Exception] = []
+    for request in requests:
+        try:
+            prepared.append(prepare(request))
+        except Exception as exc:
+            prepared.append(exc)
+    batches = [p if isinstance(p, Exception) else p[0] for p in prepared]
+    results = await core.score_each(batches)
+    answers = []
+    for request, ready, result in zip(requests, prepared, results, strict=True):
+        try:
+            if isinstance(result, Exception):
+                raise result
+            answers.append(answer(request, ready[1], result))
+            code = grpc.StatusCode.OK
+        except Exception as exc:
+            code, message = status_for(exc)
+            answers.append(error(request, code, message))
+        metrics().observe_request(rpc, code.name, time.perf_counter() - start)
+    return answers

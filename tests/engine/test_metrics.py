@@ -25,6 +25,24 @@ def test_observe_many_equals_observe_one_by_one():
     assert 'h_bucket{le="0.5"} 3.0' in exposition(many)
 
 
+def test_observe_many_buckets_infinities_and_nan_as_observe_does():
+    values = np.array([np.inf, 0.2, np.nan, 1.5, 0.5], dtype=np.float32)
+    one, many = CollectorRegistry(), CollectorRegistry()
+    by_one = Histogram("h", "h", buckets=(0.5, 1, 2), registry=one)
+    by_many = Histogram("h", "h", buckets=(0.5, 1, 2), registry=many)
+    for value in values.tolist():
+        by_one.observe(value)
+    observe_many(by_many, values)
+
+    def buckets(registry):
+        return [line for line in exposition(registry) if "_bucket" in line or "_count" in line]
+
+    assert buckets(one) == buckets(many)
+    assert 'h_bucket{le="+Inf"} 4.0' in buckets(many)  # NaN lands in no bucket
+    (total,) = (float(line.split()[-1]) for line in exposition(many) if line.startswith("h_sum"))
+    assert total == pytest.approx(2.2)  # the finite values only: one NaN must not poison it
+
+
 def test_small_and_large_batches_land_in_the_same_buckets():
     small, large = CollectorRegistry(), CollectorRegistry()
     scores = np.array([0.05, 0.4, 0.5, 0.6, 2.0, 30.0] * 5, dtype=np.float32)

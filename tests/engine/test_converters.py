@@ -1,0 +1,98 @@
+"""Our protobuf <-> scoring-core conversions, in particular the wire-level response builder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from datasentinel.v1 import scoring_pb2 as pb
+from engine import converters
+from engine.scoring import ScoredBatch
+
+
+def _request(ids: list[int], dim: int = 3, request_id: str = "", floats: bool = False):
+    x = np.arange(len(ids) * dim, dtype=np.float32).reshape(len(ids), dim)
+    request = pb.ScoreRequest(request_id=request_id, ids=ids, include_feature_errors=True)
+    if floats:
+        request.floats.values.extend(x.ravel().tolist())
+        request.floats.cols = dim
+    else:
+        request.raw.data, request.raw.rows, request.raw.cols = x.tobytes(), len(ids), dim
+    return request
+
+
+def _result(request: pb.ScoreRequest, feature_errors: bool) -> ScoredBatch:
+    rows = len(request.ids)
+    scores = np.random.default_rng(rows).gamma(2.0, size=rows).astype(np.float32)
+    errors = np.random.default_rng(1).random((rows, 3), dtype=np.float32)
+    return ScoredBatch(
+        ids=request.ids,
+        scores=scores,
+        is_anomaly=scores > 2.0,
+        threshold=2.0,
+        model_version="v-test",
+        feature_errors=errors if feature_errors else None,
+    )
+
+
+def _field_by_field(result: ScoredBatch, request_id: str) -> pb.ScoreResponse:
+    """What the response must equal: every field filled the plain way."""
+    response = pb.ScoreResponse(
+        request_id=request_id,
+        ids=list(result.ids),
+        scores=result.scores.tolist(),
+        is_anomaly=result.is_anomaly.tolist(),
+        threshold=result.threshold,
+        model_version=result.model_version,
+    )
+    if result.feature_errors is not None:
+        rows, cols = result.feature_errors.shape
+        response.feature_errors.CopyFrom(
+            pb.RawVectors(data=result.feature_errors.tobytes(), rows=rows, cols=cols)
+        )
+    return response
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [[7], [0, 1, 2], [2**64 - 1, 0, 2**63, 300, 1], list(range(10**6, 10**6 + 1024))],
+    ids=["one", "three", "extreme-ids", "1024"],
+)
+@pytest.mark.parametrize("floats", [False, True], ids=["raw", "floats"])
+@pytest.mark.parametrize("feature_errors", [False, True], ids=["scores", "with-errors"])
+def test_response_equals_the_field_by_field_response(ids, floats, feature_errors):
+    request = _request(ids, request_id="req-42", floats=floats)
+    before = request.SerializeToString()
+    result = _result(request, feature_errors)
+
+    response = converters.response_from_result(result, request)
+
+    assert response == _field_by_field(result, "req-42")
+    assert request.SerializeToString() == before, "the request must not be changed"
+    # Every row is its own: ids, scores and flags line up.
+    assert list(response.ids) == ids
+    assert np.array_equal(np.array(response.scores, np.float32), result.scores)
+    assert list(response.is_anomaly) == result.is_anomaly.tolist()
+
+
+def test_request_and_response_share_the_numbers_and_types_the_builder_copies():
+    request, response = pb.ScoreRequest.DESCRIPTOR, pb.ScoreResponse.DESCRIPTOR
+    for name in ("request_id", "ids"):
+        mine, theirs = request.fields_by_name[name], response.fields_by_name[name]
+        assert (mine.number, mine.type) == (theirs.number, theirs.type)
+        assert mine.is_repeated == theirs.is_repeated
+    fields = response.fields_by_name
+    assert (fields["scores"].type, fields["is_anomaly"].type) == (
+        fields["scores"].TYPE_FLOAT,
+        fields["is_anomaly"].TYPE_BOOL,
+    )
+
+
+def test_stream_result_is_the_response_with_the_request_id():
+    request = _request([5, 6, 2**64 - 1], request_id="abc")
+    result = _result(request, True)
+    answer = converters.stream_result(result, request)
+    assert answer.request_id == "abc"
+    assert answer.WhichOneof("outcome") == "result"
+    assert answer.result == converters.response_from_result(result, request)
+    assert answer.result == _field_by_field(result, "abc")
