@@ -21,6 +21,7 @@ from datasentinel.model_config import (
     SCORE_OUTPUT,
 )
 from trainer.errors import ExportError
+from trainer.fused import serving_graph
 from trainer.model import ScoringGraph
 
 log = logging.getLogger(__name__)
@@ -37,12 +38,14 @@ LARGE_BATCH = 1000
 
 def export_onnx(graph: ScoringGraph, reference_rows: np.ndarray) -> bytes:
     """The graph as self-contained ONNX bytes whose outputs match torch on ``reference_rows``
-    (raw feature rows, e.g. the validation split); raises ExportError otherwise."""
+    (raw feature rows, e.g. the validation split); raises ExportError otherwise. What is
+    exported is the serving layout of the graph (trainer/fused.py); parity is checked against
+    the trained graph itself."""
     graph.eval()
     input_dim = reference_rows.shape[1]
     with tempfile.TemporaryDirectory(prefix="trainer-export-") as tmp:
         path = Path(tmp) / MODEL_FILENAME
-        _torch_export(graph, input_dim, path)
+        _torch_export(serving_graph(graph).eval(), input_dim, path)
         # onnx.load folds any external-data side file back in, so the bytes stand alone.
         model = onnx.load(path)
     check_signature(model, input_dim)
@@ -52,7 +55,7 @@ def export_onnx(graph: ScoringGraph, reference_rows: np.ndarray) -> bytes:
     return onnx_bytes
 
 
-def _torch_export(graph: ScoringGraph, input_dim: int, path: Path) -> None:
+def _torch_export(graph: torch.nn.Module, input_dim: int, path: Path) -> None:
     # Two example rows: torch.export specialises a dimension whose example size is 1.
     example = torch.zeros((2, input_dim), dtype=torch.float32)
     with _quiet_exporter():

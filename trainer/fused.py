@@ -1,0 +1,102 @@
+"""The scoring graph rewritten for serving: the same maths in a layout ONNX Runtime runs fast.
+
+The trained ensemble keeps members on a leading axis (``[M, N, width]``, batched matmuls). On a
+CPU that layout is slow for small models: ONNX Runtime broadcasts a ``[M, 1, width]`` bias or a
+per-member scale in chunks of ``width`` values, and those element-wise ops, not the matmuls,
+took most of the time. Here the members sit side by side in the columns (``[N, M * width]``):
+
+- the first layer, which every member applies to the same input, is one matrix of all members'
+  weights; later layers are block-diagonal matrices (a member only sees its own units); code
+  units a member masks out are dropped;
+- each member's calibration and soften's ``1 / K`` are folded into the last layer's weights and
+  into the matrix that repeats the input once per member, so the reconstruction error needs no
+  element-wise op but one square;
+- the mean over members (times ``K``) is one more matrix.
+
+Measured (1 thread, 1024 rows of 8 features, 5 members): 1016 -> 301 us per call; one member
+211 -> 101 us; one row 37 -> 13 us. Block-diagonal matrices multiply zeros, so wide models keep
+the batched layout (32 features: 7% slower fused at 1024 rows; 274 features: 2.2x slower).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from trainer.model import ERROR_KNEE, EnsembleLinear, ScoringGraph
+
+# Zero weights the block-diagonal layout may add before the batched layout is kept instead.
+MAX_ADDED_ZEROS = 32_768
+
+
+class FusedScoringGraph(nn.Module):
+    """Computes exactly what ``graph`` computes (export checks ONNX against ``graph`` itself)."""
+
+    def __init__(self, graph: ScoringGraph) -> None:
+        super().__init__()
+        weights, biases, _ = _member_columns(graph)
+        autoencoder = graph.autoencoder
+        members, dim = autoencoder.members, graph.mean.shape[0]
+        # The squared difference scaled by sqrt(1 / (member_scale * K)) is soften's e / K.
+        factor = (1.0 / (autoencoder.member_scale.reshape(members) * ERROR_KNEE)).sqrt()
+        per_column = factor.repeat_interleave(dim)
+        self.register_buffer("centre", graph.mean.detach().clone())
+        self.register_buffer("scale", graph.std.detach().clone())
+        self.hidden = nn.ParameterList(nn.Parameter(w, requires_grad=False) for w in weights[:-1])
+        self.hidden_bias = nn.ParameterList(
+            nn.Parameter(b, requires_grad=False) for b in biases[:-1]
+        )
+        self.code_layer = _encoder_layers(autoencoder) - 1  # no ReLU after the code
+        # target - reconstruction, each member's columns scaled: z repeated once per member...
+        self.register_buffer("repeat", torch.eye(dim).repeat(1, members) * per_column)
+        self.register_buffer("last_bias", -biases[-1] * per_column)
+        # ...minus the last layer's output.
+        self.register_buffer("last_weight", -weights[-1] * per_column)
+        mean_times_k = torch.eye(dim).repeat(members, 1) * ERROR_KNEE / members
+        self.register_buffer("member_mean", mean_times_k)
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = (features - self.centre) / self.scale
+        h = z
+        for layer, (weight, bias) in enumerate(zip(self.hidden, self.hidden_bias, strict=True)):
+            h = torch.addmm(bias, h, weight)
+            if layer != self.code_layer:
+                h = torch.relu(h)
+        difference = torch.addmm(torch.addmm(self.last_bias, z, self.repeat), h, self.last_weight)
+        feature_errors = torch.log1p(difference * difference) @ self.member_mean
+        return feature_errors.mean(dim=1), feature_errors
+
+
+def serving_graph(graph: ScoringGraph) -> nn.Module:
+    """The graph to export: the fused layout unless its block-diagonal matrices would add more
+    than ``MAX_ADDED_ZEROS`` zero weights (then multiplying zeros costs more than it saves)."""
+    _, _, added_zeros = _member_columns(graph)
+    return FusedScoringGraph(graph) if added_zeros <= MAX_ADDED_ZEROS else graph
+
+
+def _member_columns(graph: ScoringGraph) -> tuple[list[torch.Tensor], list[torch.Tensor], int]:
+    """Every layer's weights ``[in, out]`` and biases with the members side by side: the first
+    layer's concatenated, later layers' block-diagonal; masked code units dropped. Also the
+    number of zero weights the block-diagonal matrices add."""
+    autoencoder = graph.autoencoder
+    widths = autoencoder.latent_mask[:, 0, :].sum(dim=1).long().tolist()
+    code = _encoder_layers(autoencoder) - 1
+    modules = [*autoencoder.encoder, *autoencoder.decoder]
+    layers = [m for m in modules if isinstance(m, EnsembleLinear)]
+    weights, biases, added_zeros = [], [], 0
+    for index, layer in enumerate(layers):
+        w = [layer.weight[m].detach() for m in range(autoencoder.members)]
+        b = [layer.bias[m, 0].detach() for m in range(autoencoder.members)]
+        if index == code:
+            w = [wm[:, :width] for wm, width in zip(w, widths, strict=True)]
+            b = [bm[:width] for bm, width in zip(b, widths, strict=True)]
+        if index == code + 1:
+            w = [wm[:width] for wm, width in zip(w, widths, strict=True)]
+        weights.append(torch.cat(w, dim=1) if index == 0 else torch.block_diag(*w))
+        biases.append(torch.cat(b))
+        added_zeros += weights[-1].numel() - sum(wm.numel() for wm in w)
+    return weights, biases, added_zeros
+
+
+def _encoder_layers(autoencoder) -> int:
+    return sum(isinstance(m, EnsembleLinear) for m in autoencoder.encoder)
