@@ -1,5 +1,6 @@
 """The framework floor for benchmarks/serving.py: the same gRPC service and messages as the
-engine (grpc.aio, raw-bytes requests, columnar responses) with no model behind it.
+engine (grpc.aio, raw-bytes requests, columnar responses built by the engine's own converter)
+with no model, no validation, no batching and no metrics behind it.
 
     python benchmarks/echo_server.py   (prints the port it chose)
 """
@@ -9,29 +10,35 @@ from __future__ import annotations
 import asyncio
 
 import grpc
+import numpy as np
 
 from datasentinel.v1 import scoring_pb2 as pb
 from datasentinel.v1 import scoring_pb2_grpc as pb_grpc
+from engine import converters
+from engine.scoring import ScoredBatch
 
 
 class Echo(pb_grpc.AnomalyScorerServicer):
     """Answers each request with as many (zero) results as it had rows."""
 
     async def Score(self, request, context):
-        return self._answer(request)
+        return converters.response_from_result(_zeros(request), request)
 
     async def ScoreStream(self, requests, context):
         async for request in requests:
-            yield pb.ScoreStreamResponse(result=self._answer(request))
+            yield converters.stream_result(_zeros(request), request)
 
-    @staticmethod
-    def _answer(request: pb.ScoreRequest) -> pb.ScoreResponse:
-        rows = request.raw.rows
-        response = pb.ScoreResponse(model_version="echo")
-        response.ids.extend(request.ids)
-        response.scores.extend([0.0] * rows)
-        response.is_anomaly.extend([False] * rows)
-        return response
+
+def _zeros(request: pb.ScoreRequest) -> ScoredBatch:
+    rows = request.raw.rows
+    return ScoredBatch(
+        ids=request.ids,
+        scores=np.zeros(rows, np.float32),
+        is_anomaly=np.zeros(rows, bool),
+        threshold=0.0,
+        model_version="echo",
+        feature_errors=None,
+    )
 
 
 async def main() -> None:

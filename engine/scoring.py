@@ -79,7 +79,8 @@ class ScoringCore:
 
     async def score(self, batch: ScoreBatch) -> ScoredBatch:
         self.validate(batch)
-        return self._scored(batch, await self._batcher.submit(batch.vectors))
+        (result,) = self._scored([batch], await self._batcher.submit(batch.vectors))
+        return result
 
     async def score_each(
         self, batches: Sequence[ScoreBatch | Exception]
@@ -114,32 +115,43 @@ class ScoringCore:
         return chunks
 
     async def _score_chunk(self, batches, slots: list[int], outcomes: list) -> None:
-        parts = [batches[slot].vectors for slot in slots]
+        parts = [batches[slot] for slot in slots]
+        vectors = [part.vectors for part in parts]
         try:
-            out = await self._batcher.submit(parts[0] if len(parts) == 1 else np.concatenate(parts))
+            out = await self._batcher.submit(
+                vectors[0] if len(parts) == 1 else np.concatenate(vectors)
+            )
         except Exception as exc:  # e.g. overloaded, or shutting down: each of them is told
             for slot in slots:
                 outcomes[slot] = exc
             return
-        start = 0
-        for slot, part in zip(slots, parts, strict=True):
-            stop = start + len(part)
-            outcomes[slot] = self._scored(batches[slot], out.rows(start, stop))
-            start = stop
+        for slot, result in zip(slots, self._scored(parts, out), strict=True):
+            outcomes[slot] = result
 
-    def _scored(self, batch: ScoreBatch, out: ModelOutput) -> ScoredBatch:
+    def _scored(self, batches: list[ScoreBatch], out: ModelOutput) -> list[ScoredBatch]:
+        """Results per batch from one model output of all their rows, in order. Flags and
+        metrics are computed once for the whole output: per batch they cost more than the
+        model's share for single-vector messages."""
         flags = out.scores > out.threshold
         metrics().observe_scores(out.scores, flags, out.threshold)
-        return ScoredBatch(
-            ids=batch.ids,
-            scores=out.scores,
-            is_anomaly=flags,
-            threshold=out.threshold,
-            model_version=out.model_version,
-            feature_errors=out.feature_errors if batch.want_feature_errors else None,
-            model_sha256=out.model_sha256,
-            provider=out.provider,
-        )
+        results, start = [], 0
+        for batch in batches:
+            stop = start + len(batch.vectors)
+            errors = out.feature_errors[start:stop] if batch.want_feature_errors else None
+            results.append(
+                ScoredBatch(
+                    ids=batch.ids,
+                    scores=out.scores[start:stop],
+                    is_anomaly=flags[start:stop],
+                    threshold=out.threshold,
+                    model_version=out.model_version,
+                    feature_errors=errors,
+                    model_sha256=out.model_sha256,
+                    provider=out.provider,
+                )
+            )
+            start = stop
+        return results
 
     def validate(self, batch: ScoreBatch) -> None:
         """Raises InvalidInput / TooLarge with a message that tells the client what to fix."""
