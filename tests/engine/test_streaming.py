@@ -74,16 +74,23 @@ async def _feed(items, gate: asyncio.Event | None = None, fail_after: int | None
         yield item
 
 
-async def test_requests_arriving_during_an_answer_form_the_next_group_in_order():
-    groups: list[list[int]] = []
-    gate = asyncio.Event()
+def _slow_first_group(groups: list, gate: asyncio.Event):
+    """An ``answer_all`` that records its groups and is busy on the first one: the feed
+    (gated) sends the rest meanwhile, without suspending, so they all wait for the next group."""
 
     async def answer_all(group):
         groups.append(list(group))
         if len(groups) == 1:
             gate.set()
-            await asyncio.sleep(0.05)  # the model is busy; requests 1..5 arrive meanwhile
+            await asyncio.sleep(0.05)
         return [f"answer {r}" for r in group]
+
+    return answer_all
+
+
+async def test_requests_arriving_during_an_answer_form_the_next_group_in_order():
+    groups, gate = [], asyncio.Event()
+    answer_all = _slow_first_group(groups, gate)
 
     answers = [a async for a in answer_in_order(_feed(range(6), gate), answer_all, window=16)]
 
@@ -92,19 +99,12 @@ async def test_requests_arriving_during_an_answer_form_the_next_group_in_order()
 
 
 async def test_window_bounds_the_requests_waiting_beyond_the_group_in_progress():
-    groups: list[list[int]] = []
-    gate = asyncio.Event()
-
-    async def answer_all(group):
-        groups.append(list(group))
-        if len(groups) == 1:
-            gate.set()
-            await asyncio.sleep(0.05)
-        return list(group)
+    groups, gate = [], asyncio.Event()
+    answer_all = _slow_first_group(groups, gate)
 
     answers = [a async for a in answer_in_order(_feed(range(12), gate), answer_all, window=4)]
 
-    assert answers == list(range(12))
+    assert answers == [f"answer {r}" for r in range(12)]
     assert max(len(g) for g in groups[1:]) <= 4
 
 
