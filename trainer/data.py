@@ -10,13 +10,17 @@ import numpy as np
 import pandas as pd
 
 from datasentinel import synthetic
+from trainer.csv_file import HeaderMode, data_line, read_frame
 from trainer.errors import DataError
+from trainer.model import fit_standardisation
 from trainer.settings import TrainerSettings
 
 log = logging.getLogger(__name__)
 
 # Below this a validation split and a quantile threshold mean nothing.
 MIN_ROWS = 10
+# Far below where squared errors overflow float32 (about 1e19 spreads); far above real data.
+MAX_SPREADS = 1e12
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,7 @@ def load_dataset(settings: TrainerSettings) -> Dataset:
         if settings.label_column is not None:
             log.warning("--label-column is ignored: the synthetic data brings its own labels")
         return synthetic_dataset(settings.synthetic_rows, settings.seed)
-    return read_csv(settings.data, settings.label_column)
+    return read_csv(settings.data, settings.label_column, settings.csv_header)
 
 
 def synthetic_dataset(n_rows: int, seed: int) -> Dataset:
@@ -55,13 +59,22 @@ def synthetic_dataset(n_rows: int, seed: int) -> Dataset:
     return Dataset(data.features, data.labels, data.feature_names, source)
 
 
-def read_csv(path: Path, label_column: str | None = None) -> Dataset:
-    """Every column but ``label_column`` is a feature; all must be numeric and finite."""
-    frame = _read_frame(path)
-    labels = _pop_labels(frame, label_column, path) if label_column is not None else None
-    features = _feature_matrix(frame, path)
+def read_csv(path: Path, label_column: str | None = None, header: HeaderMode = "auto") -> Dataset:
+    """Every column but ``label_column`` is a feature; all must be numeric and finite, and at
+    least two must vary (see _check_varying)."""
+    frame = read_frame(path, header)
+    has_header = header != "no"
+    if frame.empty:
+        raise DataError(f"{path}: no data rows below the header; at least {MIN_ROWS} are needed")
+    labels = None
+    if label_column is not None:
+        labels = _pop_labels(frame, label_column, path, has_header)
+    features = _feature_matrix(frame, path, has_header)
     _check_row_count(len(features), str(path))
-    return Dataset(features, labels, [str(name) for name in frame.columns], str(path))
+    names = [str(name) for name in frame.columns]
+    _check_varying(features, names, path)
+    _check_magnitudes(features, names, path, has_header)
+    return Dataset(features, labels, names, str(path))
 
 
 def split_dataset(dataset: Dataset, validation_fraction: float, seed: int) -> Split:
@@ -73,49 +86,122 @@ def split_dataset(dataset: Dataset, validation_fraction: float, seed: int) -> Sp
     return Split(dataset.take(order[n_validation:]), dataset.take(order[:n_validation]))
 
 
-def _read_frame(path: Path) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path)
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: the file is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        first_line = str(exc).strip().splitlines()[0]
-        raise DataError(f"{path}: not a readable CSV ({first_line})") from None
-    return frame
-
-
-def _pop_labels(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
+def _pop_labels(frame: pd.DataFrame, column: str, path: Path, has_header: bool) -> np.ndarray:
     if column not in frame.columns:
         columns = ", ".join(map(str, frame.columns))
         raise DataError(f"{path}: label column {column!r} not found; columns are: {columns}")
+    position = list(frame.columns).index(column)
     labels = pd.to_numeric(frame.pop(column), errors="coerce")
-    if not labels.isin([0, 1]).all():
-        raise DataError(f"{path}: label column {column!r} must hold only 0 (normal) or 1 (anomaly)")
+    bad = ~labels.isin([0, 1]).to_numpy()
+    if bad.any():
+        line, fields = data_line(path, int(np.argmax(bad)), has_header)
+        text = fields[position].strip() if position < len(fields) else ""
+        raise DataError(
+            f"{path}: label column {column!r} must hold only 0 (normal) or 1 (anomaly); "
+            f"line {line} holds {_shown(text) if text else 'an empty cell'}"
+        )
+    if frame.columns.empty:
+        raise DataError(f"{path}: no feature columns besides the label column {column!r}")
     return labels.to_numpy(dtype=np.int8)
 
 
-def _feature_matrix(frame: pd.DataFrame, path: Path) -> np.ndarray:
-    if frame.columns.empty:
-        raise DataError(f"{path}: no feature columns")
-    text = [str(name) for name in frame.columns if not pd.api.types.is_numeric_dtype(frame[name])]
-    if text:
-        raise DataError(f"{path}: feature columns must be numeric; not numeric: {', '.join(text)}")
+def _feature_matrix(frame: pd.DataFrame, path: Path, has_header: bool) -> np.ndarray:
+    for name in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[name]):
+            _refuse_text(frame[name], path, has_header)
     features = frame.to_numpy(dtype=np.float32)
     # After the cast, so values beyond float32's range count as infinite too.
     bad = ~np.isfinite(features)
     if bad.any():
-        row, col = np.argwhere(bad)[0]
-        raise DataError(
-            f"{path}: {int(bad.sum())} missing or infinite feature values "
-            f"(first in column {frame.columns[col]!r}, data row {row + 1})"
-        )
+        _refuse_not_finite(frame, features, bad, path, has_header)
     return features
+
+
+def _refuse_text(column: pd.Series, path: Path, has_header: bool) -> None:
+    numbers = pd.to_numeric(column, errors="coerce")
+    row = int(np.argmax((numbers.isna() & column.notna()).to_numpy()))
+    line, _ = data_line(path, row, has_header)
+    raise DataError(
+        f"{path}: column {column.name!r} is not numeric (line {line}: {_shown(column.iloc[row])}); "
+        "every feature must be a number: drop or encode the column, or name it with "
+        "--label-column if it holds the 0/1 labels"
+    )
+
+
+def _refuse_not_finite(
+    frame: pd.DataFrame, features: np.ndarray, bad: np.ndarray, path: Path, has_header: bool
+) -> None:
+    empty = np.isnan(features).all(axis=0)
+    if empty.any():
+        name = frame.columns[int(np.argmax(empty))]
+        raise DataError(f"{path}: column {name!r} has no values at all; drop the column")
+    row, col = (int(i) for i in np.argwhere(bad)[0])
+    name = frame.columns[col]
+    line, fields = data_line(path, row, has_header)
+    if np.isnan(features[row, col]) and len(fields) < frame.shape[1]:
+        raise DataError(
+            f"{path}: line {line} has {len(fields)} fields but the header has {frame.shape[1]}; "
+            "every line needs one value per column"
+        )
+    count = f"{int(bad.sum())} missing or infinite values, the first"
+    what = "missing" if np.isnan(features[row, col]) else "infinite or beyond float32's range"
+    raise DataError(
+        f"{path}: {count} on line {line}, column {name!r} ({what}); "
+        "fill in or drop rows with missing or infinite values"
+    )
+
+
+def _shown(value: object, limit: int = 40) -> str:
+    text = str(value)
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "..."
+
+
+def _check_varying(features: np.ndarray, names: list[str], path: Path) -> None:
+    """An autoencoder scores a row by squeezing it through a code narrower than the row; with
+    fewer than two varying features nothing can be narrowed: it learns to copy the one value,
+    and its score is float rounding (which is also why ONNX and torch then disagree)."""
+    varying = np.ptp(features, axis=0) > 0
+    constant = [name for name, varies in zip(names, varying, strict=True) if not varies]
+    if varying.sum() < 2:
+        if len(names) == 1:
+            which = "there is only 1 feature column"
+        else:
+            which = f"only {int(varying.sum())} of {len(names)} feature columns vary"
+        raise DataError(
+            f"{path}: {which}; an autoencoder needs at least 2 varying features to learn how "
+            "they relate (for a single value, a threshold on it is the right detector)"
+        )
+    if constant:
+        log.warning(
+            "%s: %d constant feature column(s): %s; they cannot help find anomalies in training "
+            "data, but a change in them will still score high",
+            path,
+            len(constant),
+            ", ".join(constant[:10]),
+        )
+
+
+def _check_magnitudes(features: np.ndarray, names: list[str], path: Path, has_header: bool) -> None:
+    """Refuses a value ``MAX_SPREADS`` or more of its column's spreads from the column's centre
+    (the model's own scaling): its squared error overflows float32 to inf, and the exported
+    graph turns inf into NaN. In practice such a value is a placeholder (1e30, -9.9e37) or a
+    glitch. Column by column, so the check copies one column, not the matrix."""
+    for col, name in enumerate(names):
+        centre, scale = fit_standardisation(features[:, col : col + 1])
+        far = np.abs(features[:, col] - centre[0]) > MAX_SPREADS * scale[0]
+        if far.any():
+            row = int(np.argmax(far))
+            line, _ = data_line(path, row, has_header)
+            raise DataError(
+                f"{path}: line {line}, column {name!r} holds {features[row, col]:.3g}, over "
+                f"{MAX_SPREADS:.0e} times the column's typical spread from its median: a "
+                "placeholder for a missing value? Fix or drop the row"
+            )
 
 
 def _check_row_count(n_rows: int, source: str) -> None:
     if n_rows < MIN_ROWS:
-        raise DataError(f"{source}: {n_rows} rows; at least {MIN_ROWS} are needed")
+        raise DataError(
+            f"{source}: {n_rows} data rows; at least {MIN_ROWS} are needed (and many more for "
+            "a model worth serving)"
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, PositiveFloat, PositiveInt
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,13 +22,20 @@ class TrainerSettings(BaseSettings):
 
     data: Path | None = Field(
         default=None,
-        description="CSV file of numeric feature columns with a header row; unset = the built-in "
-        "synthetic sensor data. Env: TRAINER_DATA.",
+        description="CSV file (comma-separated, UTF-8) of numeric feature columns with a header "
+        "row (see --csv-header); unset = the built-in synthetic sensor data. Env: TRAINER_DATA.",
     )
     label_column: str | None = Field(
         default=None,
         description="Column of the CSV holding 0 (normal) / 1 (anomaly); excluded from the "
         "features and used only to evaluate the model. Env: TRAINER_LABEL_COLUMN.",
+    )
+    csv_header: Literal["auto", "yes", "no"] = Field(
+        default="auto",
+        description="Whether the CSV's first line names the columns: auto = yes, but a first "
+        "line made only of numbers is refused (it looks like data); yes = it does, even if the "
+        "names are numbers; no = it is data and the columns are named column_1, column_2, ... "
+        "Env: TRAINER_CSV_HEADER.",
     )
     models_dir: Path = Field(
         default=Path("models"),
@@ -115,6 +123,7 @@ class TrainerSettings(BaseSettings):
     )
     progress: bool = Field(
         default=True,
-        description="Show a progress bar over epochs when stderr is a terminal. "
-        "Env: TRAINER_PROGRESS.",
+        description="Report progress: a line in the log at the first epoch and then at most "
+        "every few seconds (with the time per epoch), plus a progress bar when stderr is a "
+        "terminal. Env: TRAINER_PROGRESS.",
     )

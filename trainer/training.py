@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from trainer.errors import TrainingError
-from trainer.model import ScoringGraph, member_errors, reconstruction_errors
+from trainer.model import ScoringGraph, in_chunks, member_errors, reconstruction_errors
+from trainer.progress import Progress
 from trainer.settings import TrainerSettings
 
 log = logging.getLogger(__name__)
@@ -67,24 +67,18 @@ def fit(
     batch_order = torch.Generator().manual_seed(settings.seed)
     history = History()
     best_state = _snapshot(autoencoder)
-    # disable=None: tqdm draws only on a terminal, so logs (CI, Docker) get no bar spam.
-    epochs = tqdm(
-        range(settings.epochs),
-        desc="training",
-        unit="epoch",
-        disable=None if settings.progress else True,
-    )
     trim = settings.trim_fraction
-    for _ in epochs:
-        train_loss = _train_epoch(
-            autoencoder, optimiser, train_z, settings.batch_size, trim, batch_order
-        )
-        if history.record(train_loss, _validation_loss(autoencoder, validation_z, trim)):
-            best_state = _snapshot(autoencoder)
-        epochs.set_postfix(train=f"{train_loss:.4g}", val=f"{history.validation_loss[-1]:.4g}")
-        if history.epochs_run - history.best_epoch >= settings.patience:
-            break
-    epochs.close()
+    with Progress(settings.epochs, settings.progress) as progress:
+        for _ in range(settings.epochs):
+            progress.start_epoch()
+            train_loss = _train_epoch(
+                autoencoder, optimiser, train_z, settings.batch_size, trim, batch_order, progress
+            )
+            if history.record(train_loss, _validation_loss(autoencoder, validation_z, trim)):
+                best_state = _snapshot(autoencoder)
+            progress.end_epoch(train_loss, history.validation_loss[-1])
+            if history.epochs_run - history.best_epoch >= settings.patience:
+                break
     # Logged after the bar is closed so the line does not land in the middle of it.
     log.info("trained %d epochs, keeping epoch %d", history.epochs_run, history.best_epoch)
     autoencoder.load_state_dict(best_state)
@@ -98,6 +92,7 @@ def _train_epoch(
     batch_size: int,
     trim: float,
     batch_order: torch.Generator,
+    progress: Progress,
 ) -> float:
     """One pass over a fresh permutation; returns the mean trimmed training loss of the members.
     Indexing the tensor directly was 2.5x faster here than a DataLoader."""
@@ -113,6 +108,7 @@ def _train_epoch(
         loss.backward()
         optimiser.step()
         total += losses.mean().item() * len(batch)
+        progress.batch(start + len(batch), len(train_z))
     mean_loss = total / len(train_z)
     if not math.isfinite(mean_loss):
         raise TrainingError("training diverged (the loss is not finite); lower --learning-rate")
@@ -125,7 +121,9 @@ def _validation_loss(
 ) -> float:
     """Trimmed mean of the ensemble's validation scores: the same trimming as in training."""
     autoencoder.eval()
-    scores = reconstruction_errors(autoencoder, validation_z).mean(dim=1)
+    scores = in_chunks(
+        autoencoder, validation_z, lambda z: reconstruction_errors(autoencoder, z).mean(dim=1)
+    )
     return trimmed_mean(scores, trim).item()
 
 
