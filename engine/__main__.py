@@ -11,6 +11,7 @@ import sys
 from pydantic_settings import CliApp
 
 from engine.errors import EngineError
+from engine.security import check_security
 from engine.server import configure_logging, run_engine
 from engine.settings import EngineSettings
 from engine.workers import run_workers
@@ -21,6 +22,11 @@ log = logging.getLogger("engine")
 def main(argv: list[str] | None = None) -> int:
     settings = CliApp.run(EngineSettings, cli_args=sys.argv[1:] if argv is None else argv)
     configure_logging(settings)
+    try:
+        check_security(settings)  # once, before any worker starts: one warning, one refusal
+    except EngineError as exc:
+        log.error("%s", exc)
+        return 2
     workers = settings.workers or os.cpu_count() or 1
     if workers == 1:
         return asyncio.run(run_engine(settings))

@@ -9,9 +9,13 @@ from engine.errors import InvalidInput
 from engine.model import LoadedModel
 from engine.scoring import Limits, ScoreBatch, ScoredBatch
 from engine.tensors import FLOAT32_LE, float32_rows
+from engine.wire import Undecodable, check_decoded
+
+_NOTHING = pb.ScoreRequest()  # what an unreadable request echoes: no request_id, no ids
 
 
 def batch_from_request(request: pb.ScoreRequest) -> ScoreBatch:
+    check_decoded(request)
     kind = request.WhichOneof("vectors")
     if kind == "raw":
         vectors = float32_rows(request.raw.data, request.raw.rows, request.raw.cols, "raw.data")
@@ -58,7 +62,16 @@ def _fill_response(response: pb.ScoreResponse, result: ScoredBatch, request: pb.
         response.feature_errors.CopyFrom(_raw_from_vectors(result.feature_errors))
 
 
+def payload_bytes(request: pb.ScoreRequest) -> int:
+    """About how much memory the request's vectors hold (for a stream's read-ahead bound)."""
+    if type(request) is Undecodable:
+        return 0
+    return len(request.raw.data) + 4 * len(request.floats.values) + 8 * len(request.ids)
+
+
 def stream_error(request: pb.ScoreRequest, code: int, message: str) -> pb.ScoreStreamResponse:
+    if type(request) is Undecodable:
+        request = _NOTHING
     error = pb.ScoreError(code=code, message=message)
     error.ids.extend(request.ids)
     return pb.ScoreStreamResponse(request_id=request.request_id, error=error)

@@ -7,6 +7,7 @@ first ``metrics()`` call) and the supervisor serves their sum, so the numbers ad
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 from prometheus_client import Counter, Gauge, Histogram
@@ -34,6 +35,11 @@ class Metrics:
         )
         self.rows = Counter("datasentinel_rows_scored", "Vectors scored.")
         self.anomalies = Counter("datasentinel_anomalies", "Vectors flagged as anomalies.")
+        self.nonfinite_scores = Counter(
+            "datasentinel_nonfinite_scores",
+            "Vectors the model scored NaN or Inf (e.g. a huge but finite input), answered as "
+            "score +Inf, is_anomaly true.",
+        )
         self.score_ratio = Histogram(
             "datasentinel_score_threshold_ratio",
             "Anomaly scores divided by the threshold (above 1 = flagged).",
@@ -79,7 +85,11 @@ class Metrics:
             return
         if len(scores) <= SMALL_BATCH:  # numpy's per-call overhead dominates at a few rows
             for score in scores.tolist():
-                self.score_ratio.observe(score / threshold)
+                ratio = score / threshold
+                if -math.inf < ratio < math.inf:
+                    self.score_ratio.observe(ratio)
+                elif ratio == math.inf:  # counted, but kept out of the sum: Inf (or a NaN,
+                    self.score_ratio._buckets[-1].inc(1)  # dropped) would poison it for good
         else:
             observe_many(self.score_ratio, scores / threshold)
 

@@ -15,6 +15,7 @@ from engine.errors import InvalidInput, ModelNotFound
 from engine.model import LoadedModel
 from engine.scoring import ScoreBatch, ScoredBatch
 from engine.tensors import FLOAT32_LE, float32_rows
+from engine.wire import Undecodable, check_decoded
 
 SERVER_NAME = "datasentinel"
 PLATFORM = "onnxruntime_onnx"
@@ -25,10 +26,10 @@ DEFAULT_OUTPUTS = (SCORE, IS_ANOMALY)
 def check_model(name: str, version: str, model: LoadedModel, served_name: str) -> None:
     """Raises ModelNotFound unless ``name`` (and ``version``, when given) is what is served."""
     if name != served_name:
-        raise ModelNotFound(f"unknown model '{name}': this engine serves '{served_name}'")
+        raise ModelNotFound(f"unknown model '{name[:64]}': this engine serves '{served_name}'")
     if version and version != model.config.model_version:
         raise ModelNotFound(
-            f"model '{name}' version '{version}' is not served "
+            f"model '{name[:64]}' version '{version[:64]}' is not served "
             f"(serving version '{model.config.model_version}')"
         )
 
@@ -37,15 +38,10 @@ def batch_from_infer_request(
     request: oip.ModelInferRequest, model: LoadedModel, served_name: str
 ) -> tuple[ScoreBatch, list[str]]:
     """The vectors to score and the output names to return, in order."""
+    check_decoded(request)
     check_model(request.model_name, request.model_version, model, served_name)
+    outputs = _requested_outputs(request)
     vectors = _input_vectors(request, model)
-    outputs = [o.name for o in request.outputs] or list(DEFAULT_OUTPUTS)
-    unknown = sorted(set(outputs) - {SCORE, IS_ANOMALY, FEATURE_ERRORS})
-    if unknown:
-        raise InvalidInput(
-            f"unknown outputs {unknown}: this model has '{SCORE}', '{IS_ANOMALY}', "
-            f"'{FEATURE_ERRORS}'"
-        )
     # The protocol has no per-row ids: results are positional, so row i answers input row i.
     batch = ScoreBatch(range(len(vectors)), vectors, FEATURE_ERRORS in outputs)
     return batch, outputs
@@ -93,24 +89,53 @@ def server_metadata() -> oip.ServerMetadataResponse:
     return oip.ServerMetadataResponse(name=SERVER_NAME, version=__version__, extensions=[])
 
 
+def payload_bytes(request: oip.ModelInferRequest) -> int:
+    """About how much memory the request's tensors hold (for a stream's read-ahead bound)."""
+    if type(request) is Undecodable:
+        return 0
+    size = sum(len(raw) for raw in request.raw_input_contents)
+    return size + sum(4 * len(t.contents.fp32_contents) for t in request.inputs)
+
+
 def stream_error(request: oip.ModelInferRequest, message: str) -> oip.ModelStreamInferResponse:
     """Triton's form of a failed stream request: ``error_message`` set, the request id echoed."""
+    if type(request) is Undecodable:
+        request = oip.ModelInferRequest()
     echo = oip.ModelInferResponse(
         model_name=request.model_name, model_version=request.model_version, id=request.id
     )
     return oip.ModelStreamInferResponse(error_message=message, infer_response=echo)
 
 
+def _requested_outputs(request: oip.ModelInferRequest) -> list[str]:
+    """Output names in order; each known, none twice (so at most three)."""
+    outputs = [o.name for o in request.outputs] or list(DEFAULT_OUTPUTS)
+    known = (SCORE, IS_ANOMALY, FEATURE_ERRORS)
+    unknown = sorted(set(outputs) - set(known))
+    if unknown:
+        shown = ", ".join(repr(name[:64]) for name in unknown[:5])
+        raise InvalidInput(
+            f"unknown outputs [{shown}{', ...' if len(unknown) > 5 else ''}]: this model has "
+            f"'{SCORE}', '{IS_ANOMALY}', '{FEATURE_ERRORS}'"
+        )
+    if len(set(outputs)) != len(outputs):
+        raise InvalidInput(f"outputs {outputs} name one output twice: ask for each at most once")
+    return outputs
+
+
 def _input_vectors(request: oip.ModelInferRequest, model: LoadedModel) -> np.ndarray:
     name, dim = model.config.input_name, model.input_dim
     if len(request.inputs) != 1 or request.inputs[0].name != name:
-        given = [t.name for t in request.inputs]
-        raise InvalidInput(f"expected one input '{name}' (FP32 [N, {dim}]), got {given}")
+        given = [t.name[:64] for t in request.inputs[:5]]
+        more = f" and {len(request.inputs) - 5} more" if len(request.inputs) > 5 else ""
+        raise InvalidInput(f"expected one input '{name}' (FP32 [N, {dim}]), got {given}{more}")
     tensor = request.inputs[0]
     if tensor.datatype != "FP32":
-        raise InvalidInput(f"input '{name}' must be FP32, got {tensor.datatype or 'no datatype'}")
+        got = tensor.datatype[:32] or "no datatype"
+        raise InvalidInput(f"input '{name}' must be FP32, got {got}")
     if len(tensor.shape) != 2 or min(tensor.shape) < 0:
-        raise InvalidInput(f"input '{name}' shape {list(tensor.shape)}: expected [N, {dim}]")
+        shape = list(tensor.shape[:8]) + (["..."] if len(tensor.shape) > 8 else [])
+        raise InvalidInput(f"input '{name}' shape {shape}: expected [N, {dim}]")
     rows, cols = tensor.shape
     if request.raw_input_contents:
         raw = request.raw_input_contents
@@ -118,6 +143,8 @@ def _input_vectors(request: oip.ModelInferRequest, model: LoadedModel) -> np.nda
             raise InvalidInput(f"raw_input_contents holds {len(raw)} tensors; the model takes 1")
         return float32_rows(raw[0], rows, cols, "raw_input_contents[0]")
     values = tensor.contents.fp32_contents
+    if rows * cols == 0:
+        raise InvalidInput(f"empty batch: input '{name}' has shape [{rows}, {cols}]")
     if len(values) != rows * cols:
         raise InvalidInput(f"input '{name}' holds {len(values)} values, shape needs {rows * cols}")
     return np.asarray(values, dtype=np.float32).reshape(rows, cols)

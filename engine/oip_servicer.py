@@ -18,10 +18,13 @@ from engine.streaming import answer_in_order, score_all
 
 
 class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, core: ScoringCore, model_name: str, stream_window: int) -> None:
+    def __init__(
+        self, core: ScoringCore, model_name: str, stream_window: int, stream_buffer_bytes: int = 0
+    ) -> None:
         self._core = core
         self._name = model_name
         self._window = stream_window
+        self._buffer = stream_buffer_bytes
 
     async def ServerLive(self, request, context) -> oip.ServerLiveResponse:
         return oip.ServerLiveResponse(live=True)
@@ -51,7 +54,14 @@ class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
     async def ModelStreamInfer(
         self, requests: AsyncIterator[oip.ModelInferRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[oip.ModelStreamInferResponse]:
-        async for answer in answer_in_order(requests, self._answer_all, self._window):
+        async for answer in answer_in_order(
+            requests,
+            self._answer_all,
+            self._window,
+            rpc="ModelStreamInfer",
+            weigh=convert.payload_bytes,
+            buffer_bytes=self._buffer,
+        ):
             yield answer
 
     async def _answer_all(

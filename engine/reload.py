@@ -9,11 +9,12 @@ config that does not match its model, a different input dimension) keeps the old
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from datasentinel.model_config import CONFIG_FILENAME
+from datasentinel.model_config import CONFIG_FILENAME, MODEL_FILENAME, is_plain_file_name
 from engine.errors import EngineError, ModelLoadError
 from engine.metrics import metrics
 from engine.model import LoadedModel, RuntimeOptions, load_model
@@ -23,8 +24,10 @@ log = logging.getLogger(__name__)
 
 
 class ModelReloader:
-    """Reloads when ``config.json`` changes (the trainer writes it last, after model.onnx) or
-    when ``request()`` is called (SIGHUP)."""
+    """Reloads when ``config.json`` or the model file it names changes, or when ``request()`` is
+    called (SIGHUP). Watching both matters: the trainer writes config.json last, but a plain
+    ``cp new/* models/`` copies it first, and the reload that fails on the half-copied pair must
+    be tried again when model.onnx lands."""
 
     def __init__(
         self,
@@ -78,12 +81,27 @@ class ModelReloader:
         self._on_outcome(True)
         return True
 
-    def _signature(self) -> tuple[int, int, int] | None:
-        try:
-            st = self._config.stat()
-        except OSError:
-            return None
-        return st.st_mtime_ns, st.st_size, st.st_ino
+    def _signature(self) -> tuple:
+        """What the watcher compares: both files' identity (mtime, size, inode)."""
+        return _stat(self._config), _stat(self._models_dir / _model_file(self._config))
+
+
+def _stat(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+def _model_file(config: Path) -> str:
+    """The model file config.json names (the default when it names none, or cannot be read: the
+    reload then reports what is wrong with it)."""
+    try:
+        name = json.loads(config.read_text()).get("model_file", MODEL_FILENAME)
+    except (OSError, ValueError, AttributeError):
+        return MODEL_FILENAME
+    return name if is_plain_file_name(name) else MODEL_FILENAME
 
 
 def _identity(model: LoadedModel) -> tuple[str, str, str]:

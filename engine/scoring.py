@@ -1,6 +1,12 @@
 """The scoring core: validates batches, scores them through the batcher, decides anomalies.
 
 Knows nothing of gRPC; a KServe v2 front or any other protocol can sit on it unchanged.
+
+A score the model cannot compute is never "normal": when a model answers NaN or +-Inf for a row
+(a finite but huge input, ~1.7e19 and up, overflows float32 in the squared error), that row is
+reported with score +Inf and ``is_anomaly`` true, the most anomalous answer possible, whatever the
+model; non-finite per-feature errors likewise become +Inf. Such rows are counted in the
+``datasentinel_nonfinite_scores`` metric.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import numpy as np
 
 from engine.batcher import GreedyBatcher
 from engine.errors import EngineError, InvalidInput, TooLarge
+from engine.limits import RowAdmission
 from engine.metrics import metrics
 from engine.model import LoadedModel, ModelOutput
 
@@ -46,6 +53,8 @@ class Limits:
     max_merge_rows: int = 8192
     max_queue: int = 1024
     inline_rows: int = 0
+    # Vectors queued or being scored at once (see engine.limits); at least one full merge.
+    max_inflight_rows: int = 131072
 
 
 class ScoringCore:
@@ -56,6 +65,9 @@ class ScoringCore:
         self.limits = limits
         # True from a successful warm-up until shutdown begins: what readiness probes report.
         self.ready = False
+        self._admission = RowAdmission(
+            max(limits.max_inflight_rows, limits.max_merge_rows, limits.max_batch_rows)
+        )
         # The batcher asks for the current model on every run, so a later model swap needs no
         # batcher change and every result names the model that really scored it.
         self._batcher = GreedyBatcher(
@@ -78,8 +90,15 @@ class ScoringCore:
         await self._batcher.close()
 
     async def score(self, batch: ScoreBatch) -> ScoredBatch:
+        """Scores one batch now, or raises Overloaded at once when the engine is at capacity."""
         self.validate(batch)
-        (result,) = self._scored([batch], await self._batcher.submit(batch.vectors))
+        rows = len(batch.vectors)
+        self._admission.admit(rows)
+        try:
+            out = await self._batcher.submit(batch.vectors)
+        finally:
+            self._admission.release(rows)
+        (result,) = self._scored([batch], out)
         return result
 
     async def score_each(
@@ -117,6 +136,8 @@ class ScoringCore:
     async def _score_chunk(self, batches, slots: list[int], outcomes: list) -> None:
         parts = [batches[slot] for slot in slots]
         vectors = [part.vectors for part in parts]
+        rows = sum(len(v) for v in vectors)
+        await self._admission.acquire(rows)  # a stream waits for room rather than failing
         try:
             out = await self._batcher.submit(
                 vectors[0] if len(parts) == 1 else np.concatenate(vectors)
@@ -125,6 +146,8 @@ class ScoringCore:
             for slot in slots:
                 outcomes[slot] = exc
             return
+        finally:
+            self._admission.release(rows)
         for slot, result in zip(slots, self._scored(parts, out), strict=True):
             outcomes[slot] = result
 
@@ -132,16 +155,21 @@ class ScoringCore:
         """Results per batch from one model output of all their rows, in order. Flags and
         metrics are computed once for the whole output: per batch they cost more than the
         model's share for single-vector messages."""
-        flags = out.scores > out.threshold
-        metrics().observe_scores(out.scores, flags, out.threshold)
+        scores = _most_anomalous_if_nonfinite(out.scores)
+        if scores is not out.scores:
+            metrics().nonfinite_scores.inc(int(np.count_nonzero(np.isposinf(scores))))
+        flags = scores > out.threshold
+        metrics().observe_scores(scores, flags, out.threshold)
         results, start = [], 0
         for batch in batches:
             stop = start + len(batch.vectors)
-            errors = out.feature_errors[start:stop] if batch.want_feature_errors else None
+            errors = None
+            if batch.want_feature_errors:
+                errors = _most_anomalous_if_nonfinite(out.feature_errors[start:stop])
             results.append(
                 ScoredBatch(
                     ids=batch.ids,
-                    scores=out.scores[start:stop],
+                    scores=scores[start:stop],
                     is_anomaly=flags[start:stop],
                     threshold=out.threshold,
                     model_version=out.model_version,
@@ -172,6 +200,7 @@ class ScoringCore:
             )
         if len(batch.ids) != rows:
             raise InvalidInput(f"{len(batch.ids)} ids for {rows} vectors: send one id per vector")
+        _check_unique(batch.ids)
         finite = np.isfinite(vectors)
         if not finite.all():
             row, col = np.argwhere(~finite)[0]
@@ -180,6 +209,35 @@ class ScoringCore:
                 f"({vectors[row, col]}) in feature '{config.feature_names[col]}': "
                 "NaN and Inf cannot be scored"
             )
+
+
+def _most_anomalous_if_nonfinite(values: np.ndarray) -> np.ndarray:
+    """``values`` with every NaN and +-Inf replaced by +Inf (a copy only when there are any): a
+    model that cannot compute a score has met an input unlike anything it was trained on."""
+    finite = np.isfinite(values)
+    if finite.all():
+        return values
+    return np.where(finite, values, np.inf).astype(values.dtype, copy=False)
+
+
+def _check_unique(ids: Sequence[int]) -> None:
+    """Ids are how a client matches answers to vectors: two rows with one id cannot both be
+    matched. Positional batches (a ``range``) are unique by construction."""
+    if isinstance(ids, range) or len(ids) < 2:
+        return
+    try:  # ~40 ns per id, the cost of reading them out of the protobuf message
+        values = np.fromiter(ids, dtype=np.uint64, count=len(ids))
+    except (OverflowError, TypeError, ValueError):  # not uint64s (in-process callers)
+        values = np.asarray(list(ids), dtype=object)
+    if (values[1:] > values[:-1]).all():  # ascending: the usual case, no sort needed
+        return
+    values = np.sort(values)
+    repeated = np.flatnonzero(values[1:] == values[:-1])
+    if len(repeated):
+        raise InvalidInput(
+            f"id {values[repeated[0]]} appears more than once in one request: ids match "
+            "answers to vectors, so each vector needs its own"
+        )
 
 
 def _names(names: list[str], shown: int = 4) -> str:

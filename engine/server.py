@@ -7,7 +7,6 @@ import logging
 import signal
 
 import grpc
-import prometheus_client
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
@@ -16,13 +15,17 @@ from datasentinel.oip import grpc_predict_v2_pb2 as oip
 from datasentinel.oip import grpc_predict_v2_pb2_grpc as oip_grpc
 from datasentinel.v1 import scoring_pb2 as pb
 from datasentinel.v1 import scoring_pb2_grpc as pb_grpc
+from engine import keepalive, wire
 from engine.errors import BindError, EngineError
+from engine.limits import server_options as limit_options
 from engine.metrics import metrics
+from engine.metrics_http import serve_metrics
 from engine.model import RuntimeOptions, load_model
 from engine.oip_servicer import InferenceServicer
 from engine.providers import TensorRTOptions
 from engine.reload import ModelReloader
 from engine.scoring import Limits, ScoringCore
+from engine.security import add_port, auth_interceptors
 from engine.servicer import AnomalyScorerServicer
 from engine.settings import EngineSettings
 
@@ -50,6 +53,7 @@ def limits(settings: EngineSettings) -> Limits:
         max_merge_rows=max(settings.max_merge_rows, settings.max_batch_rows),
         max_queue=settings.max_queue,
         inline_rows=settings.inline_rows,
+        max_inflight_rows=settings.max_inflight_rows,
     )
 
 
@@ -140,38 +144,50 @@ def _build_server(
 ) -> grpc.aio.Server:
     max_bytes = settings.max_message_mb * 1024 * 1024
     server = grpc.aio.server(
+        interceptors=auth_interceptors(settings),
+        # Past this, calls get RESOURCE_EXHAUSTED at once instead of queueing (engine/limits.py).
+        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
         options=[
-            ("grpc.max_receive_message_length", max_bytes),
-            ("grpc.max_send_message_length", max_bytes),
+            *limit_options(max_bytes, settings.max_streams_per_connection),
             # gRPC shares ports by default (SO_REUSEPORT): then a second engine on a busy port
             # would silently split traffic with the first instead of failing. Only our own
             # workers share it, after the supervisor checked that the port was free.
             ("grpc.so_reuseport", int(reuse_port)),
-        ]
+            *keepalive.server_options(settings),
+        ],
     )
-    pb_grpc.add_AnomalyScorerServicer_to_server(
-        AnomalyScorerServicer(core, settings.stream_window), server
+    # wire.register: the generated registration, with request decoding that cannot fail a call.
+    buffer = int(settings.stream_buffer_mb * 1024 * 1024)
+    wire.register(
+        pb_grpc.add_AnomalyScorerServicer_to_server,
+        AnomalyScorerServicer(core, settings.stream_window, buffer),
+        server,
+        max_bytes,
     )
-    oip_grpc.add_GRPCInferenceServiceServicer_to_server(
-        InferenceServicer(core, settings.oip_model_name, settings.stream_window), server
+    wire.register(
+        oip_grpc.add_GRPCInferenceServiceServicer_to_server,
+        InferenceServicer(core, settings.oip_model_name, settings.stream_window, buffer),
+        server,
+        max_bytes,
     )
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    reflection.enable_server_reflection(
-        (
-            SERVICE_NAME,
-            OIP_SERVICE_NAME,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ),
-        server,
-    )
+    if settings.reflection:
+        reflection.enable_server_reflection(
+            (
+                SERVICE_NAME,
+                OIP_SERVICE_NAME,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            server,
+        )
     return server
 
 
 def _bind(server: grpc.aio.Server, settings: EngineSettings) -> int:
     address = f"{settings.bind_host}:{settings.port}"
     try:
-        port = server.add_insecure_port(address)
+        port = add_port(server, address, settings)
     except RuntimeError:
         port = 0
     if port == 0:
@@ -184,25 +200,6 @@ def port_in_use(host: str, port: int) -> BindError:
         f"cannot listen on {host}:{port}: port {port} is already in use (or the address is not "
         "available); stop the other process or choose another port with ENGINE_PORT"
     )
-
-
-def serve_metrics(
-    settings: EngineSettings,
-    registry: prometheus_client.CollectorRegistry = prometheus_client.REGISTRY,
-) -> None:
-    """Serves /metrics over HTTP on a thread of its own (unless turned off)."""
-    if settings.metrics_port < 0:
-        return
-    try:
-        http, _ = prometheus_client.start_http_server(
-            settings.metrics_port, settings.bind_host, registry=registry
-        )
-    except OSError as exc:
-        raise BindError(
-            f"cannot serve metrics on {settings.bind_host}:{settings.metrics_port} "
-            f"({exc.strerror}); choose another port with ENGINE_METRICS_PORT (-1 turns it off)"
-        ) from None
-    log.info("metrics on http://%s:%d/metrics", settings.bind_host, http.server_port)
 
 
 async def _forward(event: asyncio.Event, action) -> None:

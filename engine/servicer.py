@@ -15,9 +15,10 @@ from engine.streaming import answer_in_order, score_all
 
 
 class AnomalyScorerServicer(pb_grpc.AnomalyScorerServicer):
-    def __init__(self, core: ScoringCore, stream_window: int) -> None:
+    def __init__(self, core: ScoringCore, stream_window: int, stream_buffer_bytes: int = 0):
         self._core = core
         self._window = stream_window
+        self._buffer = stream_buffer_bytes
 
     @abort_on_error
     async def Score(self, request: pb.ScoreRequest, context: grpc.aio.ServicerContext):
@@ -30,7 +31,14 @@ class AnomalyScorerServicer(pb_grpc.AnomalyScorerServicer):
     async def ScoreStream(
         self, requests: AsyncIterator[pb.ScoreRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ScoreStreamResponse]:
-        async for answer in answer_in_order(requests, self._answer_all, self._window):
+        async for answer in answer_in_order(
+            requests,
+            self._answer_all,
+            self._window,
+            rpc="ScoreStream",
+            weigh=converters.payload_bytes,
+            buffer_bytes=self._buffer,
+        ):
             yield answer
 
     async def _answer_all(self, requests: list[pb.ScoreRequest]) -> list[pb.ScoreStreamResponse]:

@@ -28,7 +28,11 @@ class EngineSettings(BaseSettings):
         validation_alias=AliasChoices("models_dir", "MODELS_DIR", "ENGINE_MODELS_DIR"),
         description="Folder holding model.onnx and config.json from the trainer. Env: MODELS_DIR.",
     )
-    bind_host: str = Field("0.0.0.0", description="Address to listen on. Env: ENGINE_BIND_HOST.")
+    bind_host: str = Field(
+        "127.0.0.1",
+        description="Address to listen on; loopback by default (secure by default): 0.0.0.0 "
+        "serves every interface (containers do). Env: ENGINE_BIND_HOST.",
+    )
     port: int = Field(
         9000, ge=0, le=65535, description="Port to listen on; 0 picks a free one. Env: ENGINE_PORT."
     )
@@ -107,7 +111,11 @@ class EngineSettings(BaseSettings):
         "Env: ENGINE_STREAM_WINDOW.",
     )
     max_message_mb: int = Field(
-        64, ge=1, description="Largest gRPC message accepted, MiB. Env: ENGINE_MAX_MESSAGE_MB."
+        64,
+        ge=1,
+        description="Largest gRPC message accepted, MiB: a larger one is answered "
+        "RESOURCE_EXHAUSTED (in a stream, that message only; the stream goes on); above 1.25x "
+        "this (at least +1 MiB) gRPC itself ends the call. Env: ENGINE_MAX_MESSAGE_MB.",
     )
     grace_seconds: float = Field(
         10.0,
@@ -116,6 +124,152 @@ class EngineSettings(BaseSettings):
         "Env: ENGINE_GRACE_SECONDS.",
     )
     log_level: str = Field("INFO", description="Logging level. Env: ENGINE_LOG_LEVEL.")
+
+    # Security (engine/security/, engine/metrics_http.py; README "Security").
+    tls_cert_file: Path | None = Field(
+        None,
+        description="Server certificate (PEM, chain allowed): serve TLS on the gRPC port. Reread "
+        "when the file changes (rotation without restart). Env: ENGINE_TLS_CERT_FILE.",
+    )
+    tls_key_file: Path | None = Field(
+        None, description="Private key of the server certificate (PEM). Env: ENGINE_TLS_KEY_FILE."
+    )
+    tls_client_ca_file: Path | None = Field(
+        None,
+        description="CA certificates (PEM) for mutual TLS: clients must present a certificate "
+        "signed by one of them. Env: ENGINE_TLS_CLIENT_CA_FILE.",
+    )
+    auth_token_file: Path | None = Field(
+        None,
+        description="Accepted bearer tokens, one per line ('#' comments): every RPC but health "
+        "checks needs 'authorization: Bearer <token>'. Reread when it changes. "
+        "Env: ENGINE_AUTH_TOKEN_FILE.",
+    )
+    require_auth: bool = Field(
+        False,
+        description="Refuse to start (exit 2) when a non-loopback address would be served "
+        "without TLS and a token (or mutual TLS), or metrics without a token; without it, a "
+        "warning. Env: ENGINE_REQUIRE_AUTH.",
+    )
+    reflection: bool = Field(
+        True,
+        description="Serve gRPC server reflection (grpcurl, Postman); behind the token when one "
+        "is set. Env: ENGINE_REFLECTION.",
+    )
+    metrics_bind_host: str = Field(
+        "127.0.0.1",
+        description="Address of the /metrics endpoint; loopback by default. "
+        "Env: ENGINE_METRICS_BIND_HOST.",
+    )
+    metrics_require_token: bool = Field(
+        False,
+        description="/metrics needs 'Authorization: Bearer <token>' (a token of "
+        "ENGINE_AUTH_TOKEN_FILE). Env: ENGINE_METRICS_REQUIRE_TOKEN.",
+    )
+    metrics_idle_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="A /metrics connection idle this long is closed. "
+        "Env: ENGINE_METRICS_IDLE_TIMEOUT_SECONDS.",
+    )
+    healthcheck_ca_file: Path | None = Field(
+        None,
+        description="python -m engine.healthcheck: CA to verify the engine's certificate; "
+        "default ENGINE_TLS_CERT_FILE itself (right for a self-signed certificate). "
+        "Env: ENGINE_HEALTHCHECK_CA_FILE.",
+    )
+    healthcheck_cert_file: Path | None = Field(
+        None,
+        description="python -m engine.healthcheck: client certificate for mutual TLS. "
+        "Env: ENGINE_HEALTHCHECK_CERT_FILE.",
+    )
+    healthcheck_key_file: Path | None = Field(
+        None,
+        description="python -m engine.healthcheck: key of that client certificate. "
+        "Env: ENGINE_HEALTHCHECK_KEY_FILE.",
+    )
+    # --- Process and connection liveness (supervision of workers, keepalive, idle connections)
+    worker_restart_limit: int = Field(
+        5,
+        ge=0,
+        description="Workers that may die and be started again within the restart window; one "
+        "more death stops the engine (exit 1) so the orchestrator restarts it whole; 0 = stop on "
+        "the first death. Env: ENGINE_WORKER_RESTART_LIMIT.",
+    )
+    worker_restart_window_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="The window, seconds, over which worker deaths are counted. "
+        "Env: ENGINE_WORKER_RESTART_WINDOW_SECONDS.",
+    )
+    keepalive_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="The engine pings each client connection after this many seconds without "
+        "traffic, to find peers that vanished. Env: ENGINE_KEEPALIVE_SECONDS.",
+    )
+    keepalive_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="A ping not answered within this many seconds closes the connection. "
+        "Env: ENGINE_KEEPALIVE_TIMEOUT_SECONDS.",
+    )
+    min_client_ping_interval_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="Clients may send keepalive pings this often (also on idle connections); "
+        "pinging faster gets the connection closed (GOAWAY too_many_pings). Client keepalive "
+        "times must be at least this. Env: ENGINE_MIN_CLIENT_PING_INTERVAL_SECONDS.",
+    )
+    max_connection_idle_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="A connection with no call in flight for this long is closed (the client "
+        "reconnects when it needs to), so abandoned connections are reclaimed; 0 = never. "
+        "Env: ENGINE_MAX_CONNECTION_IDLE_SECONDS.",
+    )
+    max_connection_age_seconds: float = Field(
+        0.0,
+        ge=0,
+        description="Connections are asked to go away (GOAWAY) after this long, so clients "
+        "spread over new replicas behind a load balancer; 0 = never. "
+        "Env: ENGINE_MAX_CONNECTION_AGE_SECONDS.",
+    )
+    max_connection_age_grace_seconds: float = Field(
+        0.0,
+        ge=0,
+        description="After max connection age, how long calls in flight may finish before the "
+        "connection is closed; 0 = as long as they take. "
+        "Env: ENGINE_MAX_CONNECTION_AGE_GRACE_SECONDS.",
+    )
+
+    # Overload and resource limits (engine/limits.py, engine/wire.py; README "Failure behaviour").
+    max_concurrent_rpcs: int = Field(
+        256,
+        ge=1,
+        description="Calls served at once by one engine process, streams and health checks "
+        "included; more get RESOURCE_EXHAUSTED at once. Env: ENGINE_MAX_CONCURRENT_RPCS.",
+    )
+    max_streams_per_connection: int = Field(
+        128,
+        ge=1,
+        description="Calls open at once on one client connection (HTTP/2 max concurrent "
+        "streams); a client opening more waits. Env: ENGINE_MAX_STREAMS_PER_CONNECTION.",
+    )
+    max_inflight_rows: int = Field(
+        131072,
+        ge=1,
+        description="Vectors queued or being scored at once (at least max-merge-rows): a unary "
+        "call that would exceed it gets RESOURCE_EXHAUSTED at once, a stream message waits "
+        "for room. Env: ENGINE_MAX_INFLIGHT_ROWS.",
+    )
+    stream_buffer_mb: float = Field(
+        4.0,
+        gt=0,
+        description="Payload one stream may have read but not yet answered, MiB (at least one "
+        "message); past it the engine stops reading and the client is slowed by flow control. "
+        "Env: ENGINE_STREAM_BUFFER_MB.",
+    )
 
     @property
     def engine_cache_dir(self) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -47,8 +48,29 @@ async def outcome(rpc: str, work: Awaitable[T]) -> tuple[T | None, grpc.StatusCo
         result, code, message = await work, grpc.StatusCode.OK, ""
     except Exception as exc:
         result, (code, message) = None, status_for(exc)
+    except asyncio.CancelledError:
+        cancelled(rpc, start)
+        raise
     metrics().observe_request(rpc, code.name, time.perf_counter() - start)
     return result, code, message
+
+
+def cancelled(rpc: str, start: float) -> None:
+    """Records a call the client cancelled or let its deadline pass (gRPC cancels the handler):
+    under overload these are the calls that waited too long, so they must show."""
+    metrics().observe_request(rpc, grpc.StatusCode.CANCELLED.name, time.perf_counter() - start)
+    log.debug(
+        "%s cancelled by the client (cancel or deadline) after %.3f s",
+        rpc,
+        time.perf_counter() - start,
+    )
+
+
+async def reject(rpc: str, exc: Exception, context: grpc.aio.ServicerContext) -> None:
+    """Ends a unary call with ``exc``'s status, recorded like any other failed request."""
+    code, message = status_for(exc)
+    metrics().observe_request(rpc, code.name, 0.0)
+    await context.abort(code, message)
 
 
 def abort_on_error(handler: Callable) -> Callable:

@@ -3,7 +3,10 @@
 Both our ScoreStream and the Open Inference Protocol's ModelStreamInfer use it. A reader takes
 requests off the stream while earlier answers are being scored and sent; whatever has arrived
 by then is scored as one group (one model call for a group of single vectors), and the answers
-go out strictly in request order. Up to ``window`` requests wait beyond the group in progress.
+go out strictly in request order. Up to ``window`` requests wait beyond the group in progress, and
+read but unanswered requests hold at most ``buffer_bytes`` of payload (at least one request): past
+either, the reader stops reading and HTTP/2 flow control holds the client back, so a fast sender
+costs the engine bounded memory.
 
 Measured: a task per message, with the batcher merging them, cost ~112 us of CPU per
 single-vector message (a bare gRPC echo: ~45 us); groups need neither tasks nor futures.
@@ -20,7 +23,7 @@ import grpc
 
 from engine.metrics import metrics
 from engine.scoring import ScoreBatch, ScoredBatch, ScoringCore
-from engine.status import status_for
+from engine.status import cancelled, status_for
 
 Request = TypeVar("Request")
 Answer = TypeVar("Answer")
@@ -33,12 +36,20 @@ async def answer_in_order(
     requests: AsyncIterator[Request],
     answer_all: Callable[[list[Request]], Awaitable[Sequence[Answer]]],
     window: int,
+    *,
+    rpc: str = "stream",
+    weigh: Callable[[Request], int] = lambda request: 0,
+    buffer_bytes: int = 0,
 ) -> AsyncIterator[Answer]:
     """Yields one answer per request, in order. ``answer_all`` answers a group of requests, one
     answer each, in order; it must not raise for a bad request (it answers with an error
-    instead): one request never ends the stream."""
+    instead): one request never ends the stream. ``weigh`` gives a request's payload size in
+    bytes, for the ``buffer_bytes`` bound (0: no bound). A cancelled stream (client cancel or
+    deadline) is recorded in the metrics under ``rpc``."""
+    start = time.perf_counter()
     waiting: asyncio.Queue = asyncio.Queue(window)
-    reader = asyncio.create_task(_read(requests, waiting))
+    budget = _Budget(buffer_bytes)
+    reader = asyncio.create_task(_read(requests, waiting, weigh, budget))
     try:
         ended = False
         while not ended:
@@ -48,17 +59,44 @@ async def answer_in_order(
             if ended := group[-1] is _END:
                 group.pop()
             if group:
-                for answer in await answer_all(group):
+                for answer in await answer_all([request for request, _ in group]):
                     yield answer
+                budget.give(sum(size for _, size in group))
         await reader  # re-raises a failed read (e.g. the client cancelled)
+    except asyncio.CancelledError:
+        cancelled(rpc, start)
+        raise
     finally:
         reader.cancel()
 
 
-async def _read(requests: AsyncIterator, waiting: asyncio.Queue) -> None:
+class _Budget:
+    """Payload bytes read but not yet answered, and a wait for room below ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self._room = asyncio.Event()
+
+    async def take(self, size: int) -> None:
+        while self.limit and self.held and self.held + size > self.limit:
+            self._room.clear()
+            await self._room.wait()
+        self.held += size
+
+    def give(self, size: int) -> None:
+        self.held -= size
+        self._room.set()
+
+
+async def _read(
+    requests: AsyncIterator, waiting: asyncio.Queue, weigh: Callable, budget: _Budget
+) -> None:
     try:
         async for request in requests:
-            await waiting.put(request)
+            size = weigh(request)
+            await budget.take(size)
+            await waiting.put((request, size))
     finally:  # a broken read still lets the answers already owed go out
         await waiting.put(_END)
 

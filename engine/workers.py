@@ -4,8 +4,9 @@ connections over them, as in gRPC's multiprocessing example), each with its own 
 session and batcher.
 
 The supervisor checks the model and the port once (so start-up errors stay one line), forwards
-SIGTERM/SIGINT/SIGHUP to every worker, serves the workers' summed Prometheus metrics, and stops
-everything (exit 1) if a worker dies on its own: the orchestrator then restarts the engine whole.
+SIGTERM/SIGINT/SIGHUP to every worker, serves the workers' summed Prometheus metrics, and starts a
+worker again when one dies (``engine.supervision``). Workers stop when their supervisor dies
+(``engine.lifeline``), so a killed engine never leaves orphans holding the port.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from multiprocessing.connection import wait
 
 from prometheus_client import CollectorRegistry, multiprocess
 
+from engine.lifeline import Lifeline, arm_death_signal, supervisor_alive
 from engine.model import load_model
 from engine.server import (
     configure_logging,
@@ -33,12 +34,15 @@ from engine.server import (
     serve_metrics,
 )
 from engine.settings import EngineSettings
+from engine.supervision import RestartBudget, Supervisor
 
 log = logging.getLogger(__name__)
 
 
 def run_workers(settings: EngineSettings, count: int) -> int:
     """Runs ``count`` workers until a signal stops them; returns the exit code."""
+    # No worker to reload yet (the ones to come load the newest model): SIGHUP must not kill.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     load_model(settings.models_dir, runtime_options(settings))  # fail fast, in one place
     metrics_dir = tempfile.mkdtemp(prefix="datasentinel-metrics-")
     # Read by prometheus-client when a worker imports it: values go to files, summed on scrape.
@@ -55,62 +59,67 @@ def run_workers(settings: EngineSettings, count: int) -> int:
 
 def _supervise(settings: EngineSettings, count: int) -> int:
     context = multiprocessing.get_context("spawn")
-    workers = [
-        context.Process(target=_worker, args=(settings, i), name=f"engine-worker-{i}")
-        for i in range(count)
-    ]
-    for worker in workers:
-        worker.start()
-    stopping = _forward_signals(workers)
-    while running := [w for w in workers if w.is_alive()]:
-        wait([w.sentinel for w in running], timeout=1.0)
-        died = [w for w in workers if w.exitcode not in (None, 0)]
-        if died and not stopping:
-            log.error("%s exited with %s; stopping the engine", died[0].name, died[0].exitcode)
-            stopping.append(signal.SIGTERM)
-            for worker in workers:
-                if worker.is_alive():
-                    worker.terminate()
-    _mark_dead(workers)
-    failed = [w for w in workers if w.exitcode != 0]
-    return 1 if failed else 0
+    supervisor_pid = os.getpid()
+
+    def start(index: int):
+        worker = context.Process(
+            target=_worker, args=(settings, index, supervisor_pid), name=f"engine-worker-{index}"
+        )
+        # A reload request (SIGHUP) forwarded while the worker is still starting must not kill it
+        # (SIGHUP's default action). Blocked here, it stays blocked in the new process until the
+        # worker ignores it; one that comes meanwhile reaches the supervisor when unblocked.
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+        try:
+            worker.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        return worker
+
+    budget = RestartBudget(settings.worker_restart_limit, settings.worker_restart_window_seconds)
+    # A dead worker's live gauges (queue depth, model info) must leave the summed metrics.
+    return Supervisor(start, count, budget, on_death=multiprocess.mark_process_dead).run()
 
 
-def _forward_signals(workers: list) -> list:
-    """Installs handlers that pass signals on to the workers; returns the list of stop signals
-    received so far (empty until a shutdown starts)."""
-    stopping: list = []
-
-    def forward(sig: int, frame) -> None:
-        if sig != signal.SIGHUP:
-            stopping.append(sig)
-        for worker in workers:
-            if worker.is_alive() and worker.pid:
-                os.kill(worker.pid, sig)
-
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, forward)
-    return stopping
-
-
-def _worker(settings: EngineSettings, index: int) -> None:
+def _worker(settings: EngineSettings, index: int, supervisor_pid: int) -> None:
     """A worker process: one engine sharing the port; exits with the engine's exit code."""
+    arm_death_signal()
+    # Until the engine installs its SIGHUP handler, a reload request is moot (the model this
+    # worker is about to load is the newest) and must not kill it: ignore, then unblock.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
     configure_logging(settings, prefix=f"worker-{index} ")
-    raise SystemExit(asyncio.run(run_engine(settings, reuse_port=True)))
+    if not supervisor_alive(supervisor_pid):
+        log.error("the supervisor (pid %d) died before this worker started", supervisor_pid)
+        raise SystemExit(1)
+    raise SystemExit(asyncio.run(_serve_worker(settings, supervisor_pid)))
+
+
+async def _serve_worker(settings: EngineSettings, supervisor_pid: int) -> int:
+    watch = asyncio.create_task(Lifeline(supervisor_pid).watch())
+    try:
+        return await run_engine(settings, reuse_port=True)
+    finally:
+        watch.cancel()
 
 
 @contextmanager
 def _reserved_port(host: str, port: int) -> Iterator[int]:
     """Holds the port (SO_REUSEPORT, not listening) while the workers share it, after checking
-    that nothing else uses it: without SO_REUSEPORT, the first bind fails if anyone does."""
+    that nothing else uses it: without SO_REUSEPORT, the first bind fails if anyone does.
+
+    Both sockets set SO_REUSEADDR: without it a bind fails for a minute after a stop, while the
+    old connections sit in TIME_WAIT. On Linux SO_REUSEADDR still refuses a port that another
+    socket listens on, so a running engine (or anything else serving there) is still found."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
         with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((host, port))
             port = probe.getsockname()[1]
     except OSError:
         raise port_in_use(host, port) from None
     reservation = socket.socket(family, socket.SOCK_STREAM)
+    reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     reservation.bind((host, port))
     try:
@@ -123,9 +132,3 @@ def _serve_metrics(settings: EngineSettings, metrics_dir: str) -> None:
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=metrics_dir)
     serve_metrics(settings, registry)
-
-
-def _mark_dead(workers: list) -> None:
-    for worker in workers:
-        if worker.pid:
-            multiprocess.mark_process_dead(worker.pid)

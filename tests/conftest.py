@@ -140,12 +140,16 @@ class EngineProcess:
     port: int = 0
     metrics_port: int = 0
     lines: list[str] = field(default_factory=list)
+    # TLS credentials for channel() (and so wait_serving) when the engine serves TLS.
+    credentials: grpc.ChannelCredentials | None = None
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     def channel(self) -> grpc.Channel:
+        if self.credentials is not None:
+            return grpc.secure_channel(self.address, self.credentials)
         return grpc.insecure_channel(self.address)
 
     def log(self) -> str:
@@ -161,8 +165,14 @@ def engine_command(models_dir: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "engine", "--models-dir", str(models_dir), *args]
 
 
-def spawn_engine(models_dir: Path, *args: str, env: dict[str, str] | None = None) -> EngineProcess:
-    """Starts the engine on a free port (port 0) and reads the port back from its log."""
+def spawn_engine(
+    models_dir: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    credentials: grpc.ChannelCredentials | None = None,
+) -> EngineProcess:
+    """Starts the engine on a free port (port 0) and reads the port back from its log.
+    ``credentials``: the engine serves TLS; channel() and wait_serving use them."""
     command = engine_command(
         models_dir, "--bind-host", "127.0.0.1", "--port", "0", "--metrics-port", "0", *args
     )
@@ -174,7 +184,7 @@ def spawn_engine(models_dir: Path, *args: str, env: dict[str, str] | None = None
         stderr=subprocess.STDOUT,
         text=True,
     )
-    engine = EngineProcess(process)
+    engine = EngineProcess(process, credentials=credentials)
     found = threading.Event()
 
     def pump() -> None:

@@ -35,6 +35,11 @@ def test_round_trip(config_dir):
         ({"threshold": -1.0}, "threshold"),
         ({"model_sha256": "abc"}, "model_sha256"),
         ({"surprise": 1}, "surprise"),
+        ({"model_file": "../model.onnx"}, "model_file: .*plain file name"),
+        ({"model_file": "/etc/passwd"}, "model_file: .*plain file name"),
+        ({"model_file": "sub/model.onnx"}, "model_file: .*plain file name"),
+        ({"model_file": ".."}, "model_file: .*plain file name"),
+        ({"model_file": ""}, "model_file: .*plain file name"),
     ],
 )
 def test_invalid_configs_name_the_problem(config_dir, changes, field):

@@ -94,6 +94,18 @@ class ModelConfig(_Frozen):
     versions: Versions
     training: TrainingSummary
 
+    @field_validator("model_file")
+    @classmethod
+    def _plain_file_name(cls, name: str) -> str:
+        # The engine opens models_dir / model_file: a path would let a config (from a shared or
+        # mounted folder) make it read any file the engine can, so only a bare name is valid.
+        if not is_plain_file_name(name):
+            raise ValueError(
+                f"must be a plain file name inside the models folder (such as "
+                f"{MODEL_FILENAME!r}), not {name!r}"
+            )
+        return name
+
     @field_validator("threshold")
     @classmethod
     def _finite_threshold(cls, threshold: float) -> float:
@@ -114,6 +126,16 @@ class ModelConfig(_Frozen):
         if len(set(self.feature_names)) != len(self.feature_names):
             raise ValueError("feature_names must be unique")
         return self
+
+
+def is_plain_file_name(name: object) -> bool:
+    """A bare file name (no folder part, not ``.`` or ``..``): it names a file inside the
+    models folder and nothing else."""
+    return (
+        isinstance(name, str)
+        and name not in ("", ".", "..")
+        and not any(c in name for c in "/\\\0")
+    )
 
 
 def load_config(models_dir: Path) -> ModelConfig:

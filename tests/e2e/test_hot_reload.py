@@ -2,7 +2,9 @@
 model version, and a corrupt replacement keeps the old model serving."""
 
 import json
+import shutil
 import signal
+import subprocess
 import threading
 import time
 
@@ -11,7 +13,7 @@ import numpy as np
 from datasentinel.model_config import CONFIG_FILENAME, MODEL_FILENAME, sha256_file
 from datasentinel.v1 import scoring_pb2 as pb
 from datasentinel.v1 import scoring_pb2_grpc as pb_grpc
-from tests.conftest import build_tiny_model
+from tests.conftest import build_tiny_model, engine_command
 
 
 def steady_stream(engine, dim, stop: threading.Event, answers: list):
@@ -89,3 +91,32 @@ def test_sighup_reloads_when_polling_is_off(tiny_model, start_engine):
     assert score_version(engine, tiny_model.dim) == "tiny-1"  # not polling
     engine.process.send_signal(signal.SIGHUP)
     assert wait_for(lambda: score_version(engine, tiny_model.dim) == "tiny-hup")
+
+
+def test_cp_config_before_model_reloads_when_the_model_lands(tiny_model, start_engine, tmp_path):
+    """``cp new/* models/`` order: config.json first (rejected: the old model.onnx does not match
+    it), then model.onnx: the engine must pick the pair up without a SIGHUP."""
+    new = build_tiny_model(tmp_path / "new", version="tiny-cp", seed=11)
+    engine = start_engine(tiny_model.dir, "--reload-poll-seconds", "0.1")
+    shutil.copy(new.dir / CONFIG_FILENAME, tiny_model.dir / CONFIG_FILENAME)
+    assert wait_for(lambda: "model reload failed, still serving tiny-1" in engine.log())
+    shutil.copy(new.dir / MODEL_FILENAME, tiny_model.dir / MODEL_FILENAME)
+    assert wait_for(lambda: score_version(engine, tiny_model.dim) == "tiny-cp"), engine.log()
+    assert "model reloaded: tiny-1 -> tiny-cp" in engine.log()
+
+
+def test_engine_refuses_to_start_on_a_model_file_outside_the_models_folder(tiny_model):
+    config = json.loads((tiny_model.dir / CONFIG_FILENAME).read_text())
+    config["model_file"] = "../model.onnx"
+    shutil.copy(tiny_model.dir / MODEL_FILENAME, tiny_model.dir.parent / MODEL_FILENAME)
+    (tiny_model.dir / CONFIG_FILENAME).write_text(json.dumps(config))
+    result = subprocess.run(
+        engine_command(tiny_model.dir, "--bind-host", "127.0.0.1", "--port", "0")
+        + ["--metrics-port", "-1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and "plain file name inside the models folder" in errors[0]

@@ -83,3 +83,20 @@ def test_unreadable_json(tiny_model):
     (tiny_model.dir / CONFIG_FILENAME).write_text("{not json")
     with pytest.raises(ModelLoadError, match="not a valid model config"):
         load_model(tiny_model.dir, CPU_ONLY)
+
+
+@pytest.mark.parametrize("where", ["../model.onnx", "absolute"])
+def test_model_file_outside_the_models_folder_is_refused(tiny_model, where):
+    """Even a file that exists and matches the hash: config.json may only name a file inside
+    the models folder (a copied or mounted config must not make the engine read anything)."""
+    outside = tiny_model.dir.parent / "model.onnx"
+    outside.write_bytes((tiny_model.dir / MODEL_FILENAME).read_bytes())
+    edit_config(tiny_model.dir, model_file=str(outside) if where == "absolute" else where)
+    with pytest.raises(ModelLoadError, match="plain file name inside the models folder"):
+        load_model(tiny_model.dir, CPU_ONLY)
+
+
+def test_model_file_with_another_plain_name_loads(tiny_model):
+    (tiny_model.dir / MODEL_FILENAME).rename(tiny_model.dir / "detector-v2.onnx")
+    edit_config(tiny_model.dir, model_file="detector-v2.onnx")
+    assert load_model(tiny_model.dir, CPU_ONLY).input_dim == tiny_model.dim

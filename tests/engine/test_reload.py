@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -93,3 +94,46 @@ async def test_request_forces_a_reload_without_a_change(core, tiny_model):
         assert outcomes == [True]
     finally:
         watcher.cancel()
+
+
+async def wait_outcomes(outcomes, count):
+    for _ in range(250):
+        if len(outcomes) >= count:
+            return
+        await asyncio.sleep(0.02)
+
+
+async def test_copy_of_config_before_model_is_retried_when_the_model_lands(
+    core, tiny_model, tmp_path
+):
+    """``cp new/* models/`` writes config.json first: that reload fails (the model on disk is
+    the old one); it must be tried again when model.onnx changes, with no SIGHUP."""
+    new = build_tiny_model(tmp_path / "new", version="tiny-copied", seed=8)
+    outcomes = []
+    watcher = asyncio.create_task(reloader(core, tiny_model.dir, outcomes, poll=0.02).run())
+    try:
+        await asyncio.sleep(0.1)
+        shutil.copy(new.dir / CONFIG_FILENAME, tiny_model.dir / CONFIG_FILENAME)
+        await wait_outcomes(outcomes, 1)
+        assert outcomes == [False]
+        await asyncio.sleep(0.2)
+        assert outcomes == [False]  # not retried in a loop while nothing changes
+        shutil.copy(new.dir / MODEL_FILENAME, tiny_model.dir / MODEL_FILENAME)
+        await wait_outcomes(outcomes, 2)
+        assert outcomes == [False, True]
+        assert core.model.config.model_version == "tiny-copied"
+    finally:
+        watcher.cancel()
+
+
+async def test_model_file_outside_the_models_folder_is_refused(core, tiny_model, caplog):
+    """A config naming ``../model.onnx`` is refused even when that file exists and matches."""
+    outside = tiny_model.dir.parent / "model.onnx"
+    shutil.copy(tiny_model.dir / MODEL_FILENAME, outside)
+    config = json.loads((tiny_model.dir / CONFIG_FILENAME).read_text())
+    config.update(model_file="../model.onnx", model_version="escaped")
+    (tiny_model.dir / CONFIG_FILENAME).write_text(json.dumps(config))
+    outcomes = []
+    assert not await reloader(core, tiny_model.dir, outcomes).reload()
+    assert "plain file name inside the models folder" in caplog.text
+    assert core.model.config.model_version == tiny_model.version

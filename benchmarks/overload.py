@@ -1,0 +1,334 @@
+"""Overload benchmark: p99 latency, shed share and engine memory from 1x to 64x the sustainable
+number of concurrent callers, with the engine's limits on (the defaults) and off, side by side.
+
+    .venv/bin/python benchmarks/overload.py                  # a tiny model built for the run
+    .venv/bin/python benchmarks/overload.py --models-dir models
+
+Loopback only, bounded (about a minute). One engine process (``--workers 1``); load comes from
+grpc.aio clients in two separate processes (this script, ``--client``) over 16 connections, each
+caller sending single-vector unary calls back to back with a 1 s deadline. 1x is 64 callers, which
+saturates the engine here; then 4x, 16x and 64x (4096, the issue's case). Last, 512 streams of
+4096-vector messages for memory. RSS is the engine's peak, sampled every 50 ms; "engine metrics"
+are the engine's own request counts by status code, from its /metrics. Both columns run the same
+code: "limits off" only raises the limits out of reach.
+
+Measured on the shared 2-core box (2026-12-02; clients share the cores with the engine, so rates
+are noisy, +-40% between runs): 4x (256 callers) p99 153-289 ms with limits on vs 188-210 ms off,
+0 calls past the deadline, RSS ~107 MB either way; 64x: ~25-32% past the deadline and ~65% of
+calls CANCELLED before the engine ever saw them (they wait in gRPC's own queue, where no
+application-level limit can see them: that needs more workers or a proxy in front);
+512 streams: 77-165 refused at once (RESOURCE_EXHAUSTED, the concurrent-call cap), peak RSS
+872-1022 MB vs 1017-1269 MB off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from datasentinel.v1 import scoring_pb2 as pb  # noqa: E402
+
+SCORE = "/datasentinel.v1.AnomalyScorer/Score"
+STREAM = "/datasentinel.v1.AnomalyScorer/ScoreStream"
+DEADLINE_S = 1.0
+CONNECTIONS = 16
+NO_LIMITS = {  # roughly the engine before the limits: nothing capped
+    "ENGINE_MAX_CONCURRENT_RPCS": "1000000",
+    "ENGINE_MAX_INFLIGHT_ROWS": "1000000000",
+    "ENGINE_STREAM_BUFFER_MB": "100000",
+    "ENGINE_MAX_STREAMS_PER_CONNECTION": "100000",
+}
+
+
+# ---- client side (runs in its own process) ---------------------------------------------------
+
+
+def request(rows: int, dim: int, seed: int = 0) -> bytes:
+    x = np.random.default_rng(seed).normal(size=(rows, dim)).astype("<f4")
+    raw = pb.RawVectors(data=x.tobytes(), rows=rows, cols=dim)
+    return pb.ScoreRequest(ids=range(rows), raw=raw).SerializeToString()
+
+
+def channels(port: int, n: int):
+    import grpc
+
+    # A local subchannel pool per channel: separate connections, as separate clients would have.
+    options = [("grpc.use_local_subchannel_pool", 1)]
+    return [grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=options) for _ in range(n)]
+
+
+async def unary_load(port: int, dim: int, callers: int, seconds: float) -> dict:
+    """``callers`` concurrent callers, each sending calls back to back (closed loop)."""
+    import grpc
+
+    body = request(1, dim)
+    chans = channels(port, CONNECTIONS)
+    calls = [c.unary_unary(SCORE) for c in chans]
+    codes: dict[str, int] = {}
+    details: dict[str, str] = {}
+    latencies: list[float] = []
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+
+    async def caller(k: int) -> None:
+        call = calls[k % len(calls)]
+        while loop.time() - start < seconds:
+            begin = time.perf_counter()
+            try:
+                await call(body, timeout=DEADLINE_S)
+                code = "OK"
+                latencies.append(time.perf_counter() - begin)
+            except grpc.aio.AioRpcError as exc:
+                code = exc.code().name
+                details.setdefault(code, exc.details())
+            codes[code] = codes.get(code, 0) + 1
+
+    await asyncio.gather(*(caller(k) for k in range(callers)))
+    elapsed = loop.time() - start
+    for c in chans:
+        await c.close()
+    return {"codes": codes, "latencies": latencies, "seconds": elapsed, "details": details}
+
+
+async def stream_load(port: int, dim: int, streams: int, messages: int, rows: int) -> dict:
+    import grpc
+
+    body = request(rows, dim)
+    chans = channels(port, CONNECTIONS)
+    codes: dict[str, int] = {}
+    details: dict[str, str] = {}
+
+    async def one(i: int) -> None:
+        call = chans[i % len(chans)].stream_stream(STREAM)(iter([body] * messages), timeout=60)
+        try:
+            async for answer in call:
+                answer = pb.ScoreStreamResponse.FromString(answer)
+                code = "OK" if answer.WhichOneof("outcome") == "result" else str(answer.error.code)
+                codes[code] = codes.get(code, 0) + 1
+        except grpc.aio.AioRpcError as exc:
+            key = f"stream {exc.code().name}"
+            codes[key] = codes.get(key, 0) + 1
+            details.setdefault(key, exc.details())
+
+    await asyncio.gather(*(one(i) for i in range(streams)))
+    for c in chans:
+        await c.close()
+    return {"codes": codes, "details": details}
+
+
+def client_main(args: list[str]) -> None:
+    kind, port, dim, *rest = args
+    if kind == "unary":
+        callers, seconds = int(rest[0]), float(rest[1])
+        out = asyncio.run(unary_load(int(port), int(dim), callers, seconds))
+    else:
+        streams, messages, rows = map(int, rest)
+        out = asyncio.run(stream_load(int(port), int(dim), streams, messages, rows))
+    print(json.dumps(out))
+
+
+# ---- driver ---------------------------------------------------------------------------------
+
+
+def start_engine(models_dir: Path, env: dict[str, str]) -> tuple[subprocess.Popen, int]:
+    command = [sys.executable, "-m", "engine", "--models-dir", str(models_dir), "--workers", "1"]
+    command += ["--bind-host", "127.0.0.1", "--port", "0", "--metrics-port", "0"]
+    command += ["--reload-poll-seconds", "0", "--log-level", "INFO"]
+    process = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    port = 0
+    for line in process.stdout:
+        if match := re.search(r"metrics on http://[\d.]+:(\d+)/metrics", line):
+            process.metrics_port = int(match.group(1))
+        if match := re.search(r"listening on [\d.]+:(\d+)", line):
+            port = int(match.group(1))
+        if " SERVING " in line and port:
+            threading.Thread(target=process.stdout.read, daemon=True).start()
+            return process, port
+    raise SystemExit(f"engine failed to start (exit {process.wait()})")
+
+
+def server_codes(process: subprocess.Popen) -> dict[str, float]:
+    """The engine's own count of requests by (rpc, status code), from its /metrics."""
+    import urllib.request
+
+    url = f"http://127.0.0.1:{process.metrics_port}/metrics"
+    text = urllib.request.urlopen(url, timeout=10).read().decode()
+    pattern = r'datasentinel_requests_total\{code="(\w+)",rpc="(\w+)"\} ([\d.e+]+)'
+    return {f"{rpc} {code}": float(n) for code, rpc, n in re.findall(pattern, text)}
+
+
+def delta(after: dict, before: dict) -> dict:
+    return {k: int(v - before.get(k, 0)) for k, v in after.items() if v - before.get(k, 0)}
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of the engine process and its children (a supervisor's workers)."""
+    pids = [pid]
+    try:
+        pids += map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
+    except OSError:
+        pass
+    total = 0
+    for p in pids:
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+        except OSError:
+            continue
+        total += int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
+    return total / 1024
+
+
+class PeakRss:
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak, self._stop = pid, 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss_mb(self.pid))
+            time.sleep(0.05)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def clients(port: int, dim: int, specs: list[list[str]]) -> list[dict]:
+    processes = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--client", spec[0], str(port), str(dim), *spec[1:]],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for spec in specs
+    ]
+    return [json.loads(p.communicate(timeout=180)[0]) for p in processes]
+
+
+def merge(results: list[dict]) -> dict:
+    codes: dict[str, int] = {}
+    latencies: list[float] = []
+    for r in results:
+        for code, n in r["codes"].items():
+            codes[code] = codes.get(code, 0) + n
+        latencies += r.get("latencies", [])
+    seconds = max(r.get("seconds", 0) for r in results)
+    return {"codes": codes, "latencies": latencies, "seconds": seconds}
+
+
+def summary(result: dict, rss: float) -> dict:
+    codes, total = result["codes"], sum(result["codes"].values())
+    lat = sorted(result["latencies"])
+    return {
+        "calls": total,
+        "ok_per_s": codes.get("OK", 0) / result["seconds"] if result["seconds"] else 0,
+        "p99_ms": 1e3 * lat[int(0.99 * (len(lat) - 1))] if lat else float("nan"),
+        "shed": codes.get("RESOURCE_EXHAUSTED", 0) / total if total else 0,
+        "late": codes.get("DEADLINE_EXCEEDED", 0) / total if total else 0,
+        "rss_mb": rss,
+        "codes": codes,
+    }
+
+
+LOADS = (("1x", 64), ("4x", 256), ("16x", 1024), ("64x", 4096))  # concurrent callers
+
+
+def run_config(models_dir: Path, dim: int, env: dict[str, str], seconds: float) -> dict:
+    engine, port = start_engine(models_dir, env)
+    try:
+        clients(port, dim, [["unary", "32", "2"]])  # warm up
+        out = {}
+        for name, callers in LOADS:
+            before = server_codes(engine)
+            spec = ["unary", str(callers // 2), str(seconds)]
+            with PeakRss(engine.pid) as rss:
+                result = merge(clients(port, dim, [spec, spec]))
+            out[name] = summary(result, rss.peak)
+            out[name]["server"] = delta(server_codes(engine), before)
+        before = server_codes(engine)
+        with PeakRss(engine.pid) as rss:
+            streams = merge(clients(port, dim, [["streams", "256", "4", "4096"]] * 2))
+        out["streams"] = {"codes": streams["codes"], "rss_mb": rss.peak}
+        out["streams"]["server"] = delta(server_codes(engine), before)
+        out["rss_after_mb"] = rss_mb(engine.pid)
+        return out
+    finally:
+        engine.terminate()
+        engine.wait(30)
+
+
+def table(results: dict[str, dict]) -> str:
+    names = list(results)
+    lines = [f"| | {' | '.join(names)} |", "|---|" + "---|" * len(names)]
+
+    def row(label, value):
+        lines.append(f"| {label} | " + " | ".join(value(results[n]) for n in names) + " |")
+
+    for load, callers in LOADS:
+        label = f"{load} ({callers} callers)"
+        row(f"{label}: calls answered OK/s", lambda r, k=load: f"{r[k]['ok_per_s']:.0f}")
+        row(f"{label}: p99 of OK, ms", lambda r, k=load: f"{r[k]['p99_ms']:.0f}")
+        row(f"{label}: shed (RESOURCE_EXHAUSTED)", lambda r, k=load: f"{r[k]['shed']:.1%}")
+        row(f"{label}: past the 1 s deadline", lambda r, k=load: f"{r[k]['late']:.1%}")
+        row(f"{label}: engine peak RSS, MB", lambda r, k=load: f"{r[k]['rss_mb']:.0f}")
+        row(f"{label}: client codes", lambda r, k=load: json.dumps(r[k]["codes"]))
+        row(f"{label}: engine metrics", lambda r, k=load: json.dumps(r[k]["server"]))
+    row("512 streams x 4 x 4096 vectors: outcomes", lambda r: json.dumps(r["streams"]["codes"]))
+    row("512 streams: engine peak RSS, MB", lambda r: f"{r['streams']['rss_mb']:.0f}")
+    row("engine RSS afterwards, MB", lambda r: f"{r['rss_after_mb']:.0f}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--client":
+        client_main(sys.argv[2:])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models-dir", type=Path, help="default: a tiny model built for the run")
+    parser.add_argument("--dim", type=int, default=16, help="features of the built tiny model")
+    parser.add_argument("--seconds", type=float, default=5.0, help="per load level")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        models_dir, dim = args.models_dir, args.dim
+        if models_dir is None:
+            from tests.conftest import build_tiny_model
+
+            models_dir = build_tiny_model(Path(tmp) / "models", dim=dim).dir
+        else:
+            from datasentinel.model_config import load_config
+
+            dim = load_config(models_dir).input_dim
+        results = {
+            "limits on (defaults)": run_config(models_dir, dim, {}, args.seconds),
+            "limits off": run_config(models_dir, dim, NO_LIMITS, args.seconds),
+        }
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()

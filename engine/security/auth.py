@@ -1,0 +1,181 @@
+"""Bearer-token authentication, checked in one place: a server interceptor in front of every
+RPC except the standard health service (probes carry no secrets).
+
+Tokens come from a file, one per line (blank lines and ``#`` comments ignored), reread when the
+file changes so tokens can be added or revoked without a restart. A presented token is compared
+with every accepted one in constant time, on SHA-256 digests so neither which token matched nor
+the tokens' lengths show in the timing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+import grpc
+
+from engine.errors import EngineError
+from engine.settings import EngineSettings
+
+log = logging.getLogger(__name__)
+
+HEALTH_PREFIX = "/grpc.health.v1.Health/"
+# What a refused caller is told: how to authenticate, never anything about the tokens.
+UNAUTHENTICATED_MESSAGE = (
+    "this engine requires a token: send 'authorization: Bearer <token>' metadata "
+    "(the producer reads PRODUCER_AUTH_TOKEN_FILE; tritonclient: headers={'authorization': "
+    "'Bearer <token>'})"
+)
+# How often a call may stat the token file to notice a change (a stat per call would cost more
+# than the check itself).
+RECHECK_SECONDS = 1.0
+
+
+class TokenFileError(EngineError):
+    """The token file cannot be read or holds no token."""
+
+
+def parse_tokens(text: str) -> list[str]:
+    lines = (line.strip() for line in text.splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def _digest(token: str | bytes) -> bytes:
+    data = token.encode() if isinstance(token, str) else token
+    return hashlib.sha256(data).digest()
+
+
+class TokenFile:
+    """The accepted tokens, from ``path``; ``accepts`` is safe to call from any thread."""
+
+    def __init__(self, path: Path, clock=time.monotonic) -> None:
+        self.path = path
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._signature, digests = self._read()  # raises: a bad file at start is fatal
+        if not digests:
+            raise TokenFileError(f"ENGINE_AUTH_TOKEN_FILE {path} holds no token")
+        self._digests = digests
+        self._next_check = clock() + RECHECK_SECONDS
+
+    def _read(self) -> tuple[tuple, tuple[bytes, ...]]:
+        try:
+            st = os.stat(self.path)
+            text = self.path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TokenFileError(f"cannot read ENGINE_AUTH_TOKEN_FILE {self.path}: {exc}") from None
+        signature = (st.st_mtime_ns, st.st_size, st.st_ino)
+        return signature, tuple(_digest(t) for t in parse_tokens(text))
+
+    def refresh(self, force: bool = False) -> None:
+        """Rereads the file if it changed; an unreadable or empty file keeps the old tokens
+        (a half-written file must not lock everyone out)."""
+        now = self._clock()
+        if not force and now < self._next_check:
+            return
+        with self._lock:
+            self._next_check = now + RECHECK_SECONDS
+            try:
+                st = os.stat(self.path)
+            except OSError as exc:
+                log.warning("token file %s: %s; keeping the current tokens", self.path, exc)
+                return
+            if (st.st_mtime_ns, st.st_size, st.st_ino) == self._signature:
+                return
+            try:
+                signature, digests = self._read()
+            except TokenFileError as exc:
+                log.warning("%s; keeping the current tokens", exc)
+                return
+            if not digests:
+                log.warning("token file %s holds no token; keeping the current ones", self.path)
+                return
+            self._signature, self._digests = signature, digests
+        log.info("token file %s reread: %d tokens accepted", self.path, len(digests))
+
+    def accepts(self, token: str | bytes | None) -> bool:
+        if token is None:
+            return False
+        self.refresh()
+        presented = _digest(token)
+        matched = False
+        for digest in self._digests:  # no early exit: every token costs the same
+            matched |= hmac.compare_digest(presented, digest)
+        return matched
+
+    def accepts_header(self, value: str | bytes | None) -> bool:
+        """``value`` is an ``authorization`` header: ``Bearer <token>``."""
+        return self.accepts(bearer_token(value))
+
+
+def bearer_token(value: str | bytes | None) -> str | None:
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    if not value:
+        return None
+    scheme, _, token = value.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def _authorization(metadata) -> str | None:
+    for key, value in metadata or ():
+        if key == "authorization":
+            return value
+    return None
+
+
+async def _deny_unary(request, context: grpc.aio.ServicerContext):
+    await context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_MESSAGE)
+
+
+async def _deny_stream(request_or_iterator, context: grpc.aio.ServicerContext):
+    await context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_MESSAGE)
+    yield  # pragma: no cover - makes this an async generator, as a streaming handler must be
+
+
+def _denial(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """A handler of the same kind as ``handler`` that refuses the call without reading it."""
+    if handler.response_streaming:
+        make = (
+            grpc.stream_stream_rpc_method_handler
+            if handler.request_streaming
+            else grpc.unary_stream_rpc_method_handler
+        )
+        return make(_deny_stream)
+    if handler.request_streaming:
+        return grpc.stream_unary_rpc_method_handler(_deny_unary)
+    return grpc.unary_unary_rpc_method_handler(_deny_unary)
+
+
+class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
+    """Lets a call through when its ``authorization`` metadata carries an accepted token, or when
+    it is a health check; refuses it UNAUTHENTICATED otherwise."""
+
+    def __init__(self, tokens: TokenFile) -> None:
+        self._tokens = tokens
+
+    async def intercept_service(self, continuation, handler_call_details):
+        if handler_call_details.method.startswith(HEALTH_PREFIX):
+            return await continuation(handler_call_details)
+        header = _authorization(handler_call_details.invocation_metadata)
+        handler = await continuation(handler_call_details)
+        if handler is None or self._tokens.accepts_header(header):
+            return handler  # None: unknown method, UNIMPLEMENTED as usual
+        return _denial(handler)
+
+
+def token_file(settings: EngineSettings) -> TokenFile | None:
+    return TokenFile(settings.auth_token_file) if settings.auth_token_file else None
+
+
+def auth_interceptors(settings: EngineSettings) -> list[grpc.aio.ServerInterceptor]:
+    """The interceptors for ``grpc.aio.server``: none when no token file is configured."""
+    tokens = token_file(settings)
+    return [BearerTokenInterceptor(tokens)] if tokens else []

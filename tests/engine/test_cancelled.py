@@ -1,0 +1,82 @@
+"""A call the client cancels (or lets its deadline pass) shows in the requests metric as
+CANCELLED, unary and stream alike: under overload these are the calls that waited too long."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from engine.metrics import metrics
+from engine.status import outcome
+from engine.streaming import answer_in_order
+
+
+def cancelled_count(rpc: str) -> float:
+    return metrics().requests.labels(rpc, "CANCELLED")._value.get()
+
+
+async def test_a_cancelled_unary_call_is_counted():
+    before = cancelled_count("UnaryProbe")
+    call = asyncio.create_task(outcome("UnaryProbe", asyncio.Event().wait()))
+    await asyncio.sleep(0)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert cancelled_count("UnaryProbe") - before == 1
+
+
+async def test_a_cancelled_stream_is_counted():
+    before = cancelled_count("StreamProbe")
+
+    async def requests():
+        yield 1
+        await asyncio.Event().wait()  # the client sends nothing more and then goes away
+
+    async def answer_all(group):
+        return [f"answer {r}" for r in group]
+
+    answers: list[str] = []
+
+    async def serve():
+        async for answer in answer_in_order(requests(), answer_all, 4, rpc="StreamProbe"):
+            answers.append(answer)
+
+    stream = asyncio.create_task(serve())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    stream.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stream
+    assert answers == ["answer 1"]
+    assert cancelled_count("StreamProbe") - before == 1
+
+
+async def test_a_stream_stops_reading_past_its_buffer_until_answers_go_out():
+    """Read-ahead is bounded in bytes: a fast sender is held back (flow control), not buffered."""
+    pulled: list[int] = []
+    gate = asyncio.Event()
+
+    async def requests():
+        for i in range(20):
+            pulled.append(i)
+            yield i
+
+    async def answer_all(group):
+        await gate.wait()
+        return group
+
+    answers: list[int] = []
+
+    async def serve():
+        stream = answer_in_order(requests(), answer_all, 64, weigh=lambda r: 100, buffer_bytes=250)
+        async for answer in stream:
+            answers.append(answer)
+
+    task = asyncio.create_task(serve())
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert len(pulled) <= 3  # two held (200 of 250 bytes), the third waits for room
+    gate.set()
+    await task
+    assert answers == list(range(20))
