@@ -22,6 +22,8 @@ from producer.report import (
     use_color,
     write_csv,
 )
+from producer.retry import Recovery
+from producer.security import ClientSecurity
 from producer.settings import ProducerSettings
 from producer.sources import Source, open_source, paced
 
@@ -40,8 +42,11 @@ class RunResult:
     threshold: float
     labels: np.ndarray | None
     ledger: Ledger
-    stream_error: str | None
+    stream_error: str | None  # why rows were left unanswered (the last stream's error)
     interrupted: bool
+    reconnects: int = 0
+    reconnect_seconds: tuple[float, ...] = ()  # per reconnect: break noticed -> new stream
+    stream_errors: tuple[str, ...] = ()  # why each broken stream ended
 
     @property
     def n_rows(self) -> int:
@@ -131,7 +136,7 @@ def run(settings: ProducerSettings, out: TextIO | None = None) -> RunResult:
     source = open_source(settings.csv, settings.label_column, settings.count, settings.seed)
     target = settings.target
     log.info("input: %s, %d features per vector", source.description, source.width)
-    with open_channel(target) as channel:
+    with open_channel(target, ClientSecurity.from_settings(settings)) as channel:
         wait_until_serving(channel, target, settings.ready_timeout)
         info = fetch_model_info(channel, target)
         batch_size = check_input(info, source, settings.batch_size)
@@ -142,7 +147,7 @@ def run(settings: ProducerSettings, out: TextIO | None = None) -> RunResult:
             batch_size,
             settings.max_in_flight,
         )
-        ledger, client = _stream(channel, source, settings, batch_size, out)
+        ledger, client = _stream(channel, target, source, settings, batch_size, out)
     result = RunResult(
         target=target,
         source=source.description,
@@ -153,9 +158,14 @@ def run(settings: ProducerSettings, out: TextIO | None = None) -> RunResult:
         ledger=ledger,
         stream_error=client.error,
         interrupted=client.interrupted,
+        reconnects=client.reconnects,
+        reconnect_seconds=tuple(client.reconnect_seconds),
+        stream_errors=tuple(client.stream_errors),
     )
     if client.error:
         log.error("stream to %s ended early: %s", target, client.error)
+    elif client.reconnects:
+        log.info("finished after %d reconnect(s)", client.reconnects)
     out.write(format_summary(result))
     out.flush()
     if settings.output is not None:
@@ -164,10 +174,20 @@ def run(settings: ProducerSettings, out: TextIO | None = None) -> RunResult:
     return result
 
 
-def _stream(channel, source: Source, settings: ProducerSettings, batch_size: int, out: TextIO):
+def _stream(
+    channel, target: str, source: Source, settings: ProducerSettings, batch_size: int, out: TextIO
+):
     ledger = Ledger(source.n_rows)
     printer = RowPrinter(out, settings.show, source.labels, source.n_rows, use_color(out))
-    client = ScoreStreamClient(channel, ledger, settings.max_in_flight, on_outcome=printer)
-    batches = paced(source.batches(batch_size), settings.rate, sleep=client.ended.wait)
+    recovery = Recovery(settings.max_retry_seconds, settings.answer_timeout)
+    client = ScoreStreamClient(
+        channel,
+        ledger,
+        settings.max_in_flight,
+        on_outcome=printer,
+        recovery=recovery,
+        wait_ready=lambda timeout: wait_until_serving(channel, target, timeout),
+    )
+    batches = paced(source.batches(batch_size), settings.rate, sleep=client.stopped.wait)
     client.run(batches)
     return ledger, client

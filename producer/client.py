@@ -1,15 +1,23 @@
-"""The streaming client: batches go out on one ``ScoreStream``, answers come back in order.
+"""The streaming client: batches go out on a ``ScoreStream``, answers come back in order; when
+the stream breaks, a new one picks up where it left off.
 
-Why the sync gRPC API and not grpc.aio: the producer runs one stream and nothing else, so two
-plain threads say it best. The calling thread feeds requests (reading the source, pacing, waiting
-for a window slot, all of which may block, none of which is async); a reader thread takes the
-answers. gRPC's own thread pulls requests from a queue (the request iterator), as in Triton's
-streaming client: a sentinel ends the stream, ``close()`` always sends it.
+Why the sync gRPC API and not grpc.aio: the producer runs one stream at a time and nothing else,
+so plain threads say it best. The calling thread feeds requests (reading the source, pacing,
+waiting for a window slot, all of which may block, none of which is async); a reader thread per
+stream takes the answers, and a watchdog thread per stream cancels it when the oldest request
+waits longer than the answer timeout (an engine that accepts a stream and never answers).
+gRPC's own thread pulls requests from a queue (the request iterator), as in Triton's streaming
+client: a sentinel ends the stream, and it is always sent.
 
-The in-flight window is a semaphore of ``max_in_flight`` slots: the feeder takes a slot before it
-queues a request and the reader gives it back when that request's answer arrives. So at most
-``max_in_flight`` requests are queued or on the wire unanswered, and a slow engine holds the
-producer back instead of piling requests up in memory.
+The in-flight window: at most ``max_in_flight`` requests are queued or on the wire unanswered on
+the current stream, so a slow engine holds the producer back instead of piling requests up.
+
+Recovery (producer/retry.py): when a stream ends with requests unanswered, the reader is joined
+(so no answer of the old stream can arrive late), the ledger hands back the unanswered messages,
+and after a backoff and a health check (SERVING again) a new stream sends them first, then the
+rest of the input. Transient error answers (RESOURCE_EXHAUSTED, UNAVAILABLE) are sent again after
+a backoff too. All of it is bounded by ``max_retry_seconds`` without progress; then what is left
+fails with the reason.
 """
 
 from __future__ import annotations
@@ -17,13 +25,24 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 import grpc
 import numpy as np
 
 from datasentinel.v1 import scoring_pb2, scoring_pb2_grpc
+from producer.errors import EngineNotReady
 from producer.ledger import Error, Ledger, Message, Outcome, Result
+from producer.retry import (
+    RETRYABLE_ANSWER_CODES,
+    RETRYABLE_STREAM_CODES,
+    ProgressDeadline,
+    Recovery,
+)
+from producer.security import ClientSecurity, secure_channel
 from producer.sources import Batch
 
 log = logging.getLogger(__name__)
@@ -35,14 +54,22 @@ CHANNEL_OPTIONS = [
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 2000),
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    # Keepalive pings while a stream is open find an engine that vanished without closing the
+    # connection (host down, network cut): a ping unanswered in 10 s breaks the stream, and the
+    # producer reconnects. 20 s stays above the engine's minimum ping interval (10 s by default,
+    # ENGINE_MIN_CLIENT_PING_INTERVAL_SECONDS), which closes connections that ping faster.
+    ("grpc.keepalive_time_ms", 20_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 0),
 ]
 
 _STATUS_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
 _END = object()
 
 
-def open_channel(target: str) -> grpc.Channel:
-    return grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+def open_channel(target: str, security: ClientSecurity | None = None) -> grpc.Channel:
+    """A channel to the engine, with TLS and the bearer token when ``security`` says so."""
+    return secure_channel(target, CHANNEL_OPTIONS, security)
 
 
 def to_request(request_id: str, batch: Batch) -> scoring_pb2.ScoreRequest:
@@ -72,7 +99,9 @@ def from_response(response: scoring_pb2.ScoreStreamResponse) -> Result | Error |
         e = response.error
         code = _STATUS_NAMES.get(e.code, f"code {e.code}")
         ids = np.array(e.ids, dtype=np.uint64)
-        return Error(request_id=response.request_id, reason=f"{code}: {e.message}", ids=ids)
+        retryable = code in RETRYABLE_ANSWER_CODES
+        reason = f"{code}: {e.message}"
+        return Error(request_id=response.request_id, reason=reason, ids=ids, retryable=retryable)
     return None
 
 
@@ -82,25 +111,30 @@ def describe_rpc_error(error: grpc.RpcError) -> str:
     return f"{code.name if code else 'UNKNOWN'}: {details}"
 
 
-class _Outgoing:
-    __slots__ = ("message", "request")
+@dataclass(eq=False)
+class _Send:
+    """Rows to put on a stream: a request built once, sent again as often as needed."""
 
-    def __init__(self, message: Message, request: scoring_pb2.ScoreRequest) -> None:
-        self.message = message
-        self.request = request
+    seq: int
+    ids: np.ndarray
+    request: scoring_pb2.ScoreRequest
+    attempt: int = 0  # 0: first send
+    not_before: float = 0.0  # a retried error answer waits its backoff
+    reason: str | None = None  # why it is sent again (the last failure), for giving up
 
 
 class _RequestQueue:
     """The request iterator gRPC pulls from: what the feeder puts, until the sentinel.
 
-    Bounded by the window (+1 for the sentinel), so ``put`` never blocks."""
+    Unbounded (the window bounds it), so closing never blocks, even when the engine stopped
+    reading and gRPC stopped pulling."""
 
-    def __init__(self, ledger: Ledger, max_in_flight: int) -> None:
+    def __init__(self, ledger: Ledger) -> None:
         self._ledger = ledger
-        self._queue: queue.Queue = queue.Queue(maxsize=max_in_flight + 1)
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
 
-    def put(self, item: _Outgoing) -> None:
-        self._queue.put(item)
+    def put(self, message: Message) -> None:
+        self._queue.put(message)
 
     def close(self) -> None:
         self._queue.put(_END)
@@ -109,15 +143,30 @@ class _RequestQueue:
         return self
 
     def __next__(self) -> scoring_pb2.ScoreRequest:
-        item = self._queue.get()
-        if item is _END:
+        message = self._queue.get()
+        if message is _END:
             raise StopIteration
-        self._ledger.mark_sent(item.message)
-        return item.request
+        self._ledger.mark_sent(message)
+        return message.payload
+
+
+class _Stream:
+    """One ``ScoreStream`` call and what is known about it."""
+
+    def __init__(self, number: int, requests: _RequestQueue) -> None:
+        self.number = number
+        self.requests = requests
+        self.call = None
+        self.in_flight = 0  # messages put on this stream and not answered
+        self.ended = threading.Event()  # the answers are over (done, broken or cancelled)
+        self.error: str | None = None
+        self.code: grpc.StatusCode | None = None
+        self.fatal = False  # a producer bug ended it: retrying would not help
 
 
 class ScoreStreamClient:
-    """Runs one ``ScoreStream``: feeds batches within the window, applies answers to the ledger."""
+    """Feeds batches within the window and applies answers to the ledger; when a stream breaks,
+    reconnects and sends again what it left unanswered (see the module docstring)."""
 
     def __init__(
         self,
@@ -125,63 +174,255 @@ class ScoreStreamClient:
         ledger: Ledger,
         max_in_flight: int,
         on_outcome: Callable[[Outcome], None] | None = None,
+        *,
+        recovery: Recovery | None = None,
+        wait_ready: Callable[[float], None] | None = None,
+        sleep: Callable[[float], object] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``wait_ready(timeout)`` returns when the engine is SERVING again or raises
+        EngineNotReady (the app passes producer.health.wait_until_serving)."""
         self._stub = scoring_pb2_grpc.AnomalyScorerStub(channel)
         self._ledger = ledger
         self._max_in_flight = max_in_flight
-        self._window = threading.Semaphore(max_in_flight)
-        self._requests = _RequestQueue(ledger, max_in_flight)
         self._on_outcome = on_outcome
-        self.ended = threading.Event()  # the answer stream is over (done, broken or cancelled)
-        self.error: str | None = None  # why the stream ended early, if it did
+        self._recovery = recovery or Recovery()
+        self._wait_ready = wait_ready or (lambda timeout: None)
+        self._sleep = sleep
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._resends: deque[_Send] = deque()
+        self._batches: Iterator[Batch] | None = None
+        self._seq = 0
+        self._streams = 0
+        self._breaks_in_a_row = 0
+        self._deadline = ProgressDeadline(self._recovery.max_retry_seconds, clock)
+        self.stopped = threading.Event()  # the run is over: done, given up or cancelled
+        self.error: str | None = None  # why rows were left unanswered, if they were
         self.interrupted = False
+        self.reconnects = 0
+        self.reconnect_seconds: list[float] = []  # break noticed -> new stream, per reconnect
+        self.stream_errors: list[str] = []  # why each broken stream ended
 
     def run(self, batches: Iterable[Batch]) -> None:
-        """Streams every batch and waits for the answers; returns when the stream is over, with
-        every row of the ledger answered or failed. Ctrl-C cancels the stream."""
-        call = self._stub.ScoreStream(self._requests)
-        reader = threading.Thread(target=self._read, args=(call,), name="producer-reader")
-        reader.start()
+        """Streams every batch and waits for the answers, over as many streams as it takes;
+        returns with every row of the ledger answered or failed. Ctrl-C cancels the stream."""
+        self._batches = iter(batches)
+        self._deadline.progress()
         try:
-            try:
-                self._feed(batches)
-            finally:
-                self._requests.close()
-            reader.join()
+            while (broken := self._run_stream()) is not None:
+                if not self._recover(broken):
+                    break
         except KeyboardInterrupt:
             self.interrupted = True
-            call.cancel()
-            reader.join()
             self.error = "cancelled (Ctrl-C)"
-        except BaseException:
-            call.cancel()
-            reader.join()
-            raise
+        finally:
+            self.stopped.set()
         self._ledger.close(self.error)
 
-    def _feed(self, batches: Iterable[Batch]) -> None:
-        for seq, batch in enumerate(batches):
-            message = self._ledger.queue(seq, batch.ids)
-            request = to_request(message.request_id, batch)  # built while the window may be full
-            self._window.acquire()
-            if self.ended.is_set():
-                return
-            self._requests.put(_Outgoing(message, request))
+    # -- one stream -------------------------------------------------------------------------
 
-    def _read(self, call: Iterator[scoring_pb2.ScoreStreamResponse]) -> None:
+    def _run_stream(self) -> _Stream | None:
+        """Runs one stream until everything is answered (None) or it ends early (the stream,
+        its unanswered messages queued to be sent again)."""
+        self._streams += 1
+        stream = _Stream(self._streams, _RequestQueue(self._ledger))
+        stream.call = self._stub.ScoreStream(stream.requests)
+        threads = [
+            threading.Thread(target=self._read, args=(stream,), name="producer-reader"),
+            threading.Thread(target=self._watch, args=(stream,), name="producer-watchdog"),
+        ]
+        for thread in threads:
+            thread.start()
         try:
-            for response in call:
-                outcome = self._ledger.answer(from_response(response))
-                if outcome.message is not None:
-                    self._window.release()
-                if self._on_outcome is not None:
-                    self._on_outcome(outcome)
+            self._feed(stream)
+        except BaseException:
+            stream.call.cancel()
+            raise
+        finally:
+            stream.requests.close()
+            for thread in threads:
+                thread.join()
+        # The reader has stopped: no answer of this stream can still arrive.
+        unanswered = self._ledger.end_stream(stream.number, stream.error)
+        with self._cond:
+            for message in reversed(unanswered):
+                self._resends.appendleft(_again(message, 0.0, stream.error))
+            done = self._batches is None and not self._resends
+        return None if done else stream
+
+    def _feed(self, stream: _Stream) -> None:
+        while (send := self._next_send(stream)) is not None:
+            if not self._take_slot(stream):
+                with self._cond:
+                    self._resends.appendleft(send)  # not sent: first in line on the next stream
+                return
+            message = self._ledger.queue(
+                send.seq, send.ids, stream.number, send.attempt, payload=send.request
+            )
+            stream.requests.put(message)
+
+    def _next_send(self, stream: _Stream) -> _Send | None:
+        """What to send next: rows waiting to be sent again first, then new batches. None when
+        the stream ended, or when everything was answered (then the stream is closed)."""
+        while True:
+            with self._cond:
+                if stream.ended.is_set():
+                    return None
+                self._give_up_if_expired()
+                send, wait = self._ready_resend()
+                if send is not None:
+                    return send
+                if self._batches is None:
+                    if self._resends or stream.in_flight:
+                        self._cond.wait(min(wait, 0.5))
+                        continue
+                    break  # all answered
+            batch = next(self._batches, None)  # outside the lock: reading and pacing may block
+            if batch is None:
+                self._batches = None
+                continue
+            seq, self._seq = self._seq, self._seq + 1
+            return _Send(seq, batch.ids, to_request(str(seq), batch))
+        stream.requests.close()
+        if not stream.ended.wait(self._recovery.answer_timeout):
+            stream.call.cancel()  # every answer is in; an engine that never ends the call
+        return None
+
+    def _ready_resend(self) -> tuple[_Send | None, float]:
+        """(the first resend whose backoff is over, 0) or (None, seconds to wait for one)."""
+        now = self._clock()
+        wait = 0.5
+        for i, send in enumerate(self._resends):
+            if send.not_before <= now:
+                del self._resends[i]
+                return send, 0.0
+            wait = min(wait, send.not_before - now)
+        return None, wait
+
+    def _give_up_if_expired(self) -> None:
+        """Requests waiting out a backoff after a transient error answer fail once nothing was
+        answered for max_retry_seconds. (Those a broken stream left are sent on the new stream:
+        connecting again was the retry, and _recover checked the bound.)"""
+        if not self._resends or not self._deadline.expired():
+            return
+        for send in self._resends:
+            if send.not_before > 0:
+                self._ledger.fail(send.ids, self._gave_up(send.reason or "no answer"))
+        self._resends = deque(send for send in self._resends if send.not_before <= 0)
+
+    def _take_slot(self, stream: _Stream) -> bool:
+        with self._cond:
+            while stream.in_flight >= self._max_in_flight and not stream.ended.is_set():
+                self._cond.wait(0.5)
+            if stream.ended.is_set():
+                return False
+            stream.in_flight += 1
+            return True
+
+    def _read(self, stream: _Stream) -> None:
+        try:
+            for response in stream.call:
+                outcome = self._ledger.answer(from_response(response), stream.number)
+                self._on_answer(stream, outcome)
         except grpc.RpcError as e:
-            self.error = describe_rpc_error(e)
+            with self._cond:
+                if stream.error is None:  # the watchdog's reason wins over its CANCELLED
+                    stream.error, stream.code = describe_rpc_error(e), e.code()
         except Exception as e:  # a bug here must end the stream, not hang the feeder
             log.exception("failed to handle an answer; cancelling the stream")
-            self.error = f"producer error: {e!r}"
-            call.cancel()
+            stream.error, stream.fatal = f"producer error: {e!r}", True
+            stream.call.cancel()
         finally:
-            self.ended.set()
-            self._window.release(self._max_in_flight)  # wake a feeder waiting for a slot
+            with self._cond:
+                stream.ended.set()
+                self._cond.notify_all()
+
+    def _on_answer(self, stream: _Stream, outcome: Outcome) -> None:
+        with self._cond:
+            message = outcome.message
+            if message is not None:
+                stream.in_flight -= 1
+                if outcome.retry:
+                    delay = self._recovery.backoff.delay(message.attempt)
+                    log.info(
+                        "request %s answered %s; sending it again in %.2f s",
+                        message.request_id,
+                        outcome.reason,
+                        delay,
+                    )
+                    self._resends.append(_again(message, self._clock() + delay, outcome.reason))
+                else:
+                    self._deadline.progress()
+                    self._breaks_in_a_row = 0
+            self._cond.notify_all()
+        if self._on_outcome is not None:
+            self._on_outcome(outcome)
+
+    def _watch(self, stream: _Stream) -> None:
+        """Cancels the stream when its oldest request waits longer than the answer timeout: an
+        engine that reports SERVING but never answers would otherwise hold the run forever."""
+        timeout = self._recovery.answer_timeout
+        while not stream.ended.wait(min(1.0, timeout / 4)):
+            waited = self._ledger.oldest_wait(stream.number)
+            if waited is None or waited <= timeout:
+                continue
+            with self._cond:
+                if stream.error is None:
+                    stream.code = grpc.StatusCode.DEADLINE_EXCEEDED
+                    stream.error = (
+                        f"DEADLINE_EXCEEDED: no answer within {timeout:g} s (--answer-timeout); "
+                        "the engine accepted the stream but does not answer"
+                    )
+            log.warning("stream %d: %s; cancelling it", stream.number, stream.error)
+            stream.call.cancel()
+            return
+
+    # -- between streams --------------------------------------------------------------------
+
+    def _recover(self, stream: _Stream) -> bool:
+        """After ``stream`` ended early: waits a backoff and for the engine to be SERVING
+        again; False (with ``error`` set) when it is not worth it or no longer allowed."""
+        broke_at = self._clock()
+        error = stream.error or "the engine ended the stream with requests unanswered"
+        self.stream_errors.append(error)
+        if stream.fatal or (stream.code is not None and stream.code not in RETRYABLE_STREAM_CODES):
+            self.error = error
+            return False
+        if self._deadline.expired():
+            self.error = self._gave_up(error)
+            return False
+        delay = self._recovery.backoff.delay(self._breaks_in_a_row)
+        self._breaks_in_a_row += 1
+        log.warning(
+            "stream %d ended (%s); %d request(s) to send again; reconnecting in %.2f s",
+            stream.number,
+            error,
+            len(self._resends),
+            delay,
+        )
+        self._sleep(max(0.0, min(delay, self._deadline.remaining())))
+        try:
+            self._wait_ready(max(self._deadline.remaining(), 0.1))
+        except EngineNotReady as e:
+            self.error = self._gave_up(f"{error}; then {e}")
+            return False
+        if self._deadline.expired():
+            self.error = self._gave_up(error)
+            return False
+        self.reconnects += 1
+        self.reconnect_seconds.append(self._clock() - broke_at)
+        log.info(
+            "reconnected after %.2f s; sending %d unanswered request(s) again",
+            self.reconnect_seconds[-1],
+            len(self._resends),
+        )
+        return True
+
+    def _gave_up(self, error: str) -> str:
+        limit = self._recovery.max_retry_seconds
+        return f"{error}; gave up after {limit:g} s without an answer (--max-retry-seconds)"
+
+
+def _again(message: Message, not_before: float, reason: str | None) -> _Send:
+    return _Send(message.seq, message.ids, message.payload, message.attempt + 1, not_before, reason)

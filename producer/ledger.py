@@ -1,10 +1,14 @@
 """Accounting for every row of a stream: each id sent must be answered exactly once.
 
 The ledger knows no gRPC: the client hands it decoded answers, in stream order, and it matches
-each to the oldest unanswered message (the contract promises one response per request, in request
-order). Anything else the engine does is recorded as a protocol violation: an id answered twice,
-an id that was not in the request, an id of the request missing from its answer. Rows that end
-without a result (error answer, broken stream, never sent) are FAILED with a reason.
+each to the oldest unanswered message *of that stream* (the contract promises one response per
+request, in request order, per stream). When a stream breaks, its unanswered messages are handed
+back (``end_stream``) and sent again on the next stream, as new sends of the same rows; rows
+answered on an old stream are never sent again. Anything else the engine does is recorded as a
+protocol violation: an id answered twice within an answer, an id that was not in the request, an
+id of the request missing from its answer. An answer for a row already answered (a resent request
+answered twice) is counted once and noted; if a different model answered it, that is a violation.
+Rows that end without a result (error answer, broken stream, never sent) are FAILED with a reason.
 
 Row ids are row indices (0..n_rows-1), so per-row state lives in flat arrays indexed by id.
 """
@@ -32,12 +36,17 @@ class RowState(IntEnum):
 
 @dataclass
 class Message:
-    """One request of the stream, as the ledger tracks it."""
+    """One send of a request on one stream, as the ledger tracks it. A resend is a new Message
+    with the same ``seq``/``request_id``/``ids`` on a later stream, ``attempt`` one higher."""
 
     seq: int
     request_id: str
     ids: np.ndarray
     sent_at: float | None = None
+    stream: int = 0
+    attempt: int = 0
+    queued_at: float = 0.0
+    payload: object = None  # what the client sends again (its request); the ledger never reads it
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,7 @@ class Error:
     request_id: str
     reason: str
     ids: np.ndarray
+    retryable: bool = False  # a transient error (e.g. RESOURCE_EXHAUSTED): send the rows again
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,7 @@ class Outcome:
     threshold: float | None
     failed_ids: np.ndarray
     reason: str | None
+    retry: bool = False  # a transient error answer: the message's rows wait to be sent again
 
 
 _NO_IDS = np.empty(0, dtype=np.uint64)
@@ -91,30 +102,42 @@ class Ledger:
         self._reason_index: dict[str, int] = {}
         self.violations: list[str] = []
         self.n_violations = 0
-        self.duplicate_ids = 0
+        self.duplicate_ids = 0  # ids repeated within one answer (violations)
+        self.duplicate_answers = 0  # rows answered again after their first answer (counted once)
+        self.conflicting_ids = 0  # rows answered again by a different model (violations)
         self.unexpected_ids = 0
         self.missing_ids = 0
         self.latencies: list[float] = []
         self.model_versions: Counter[str] = Counter()
         self.thresholds: set[float] = set()
-        self.messages_sent = 0
+        self.messages_sent = 0  # first sends only; resends are counted apart
         self.vectors_sent = 0
+        self.resent_messages = 0
+        self.resent_vectors = 0
+        self.retried_answers = 0  # transient error answers whose rows were sent again
         self.messages_answered = 0
         self.first_sent_at: float | None = None
         self.last_answer_at: float | None = None
         self._clock = clock
-        self._pending: deque[Message] = deque()
+        self._sent = np.zeros(n_rows, dtype=bool)  # taken by a stream at least once
+        self._model = np.full(n_rows, -1, dtype=np.int32)  # index into _models: who answered
+        self._models: dict[str, int] = {}
+        self._streams: dict[int, deque[Message]] = {}  # unanswered messages of each stream
         self._lock = threading.Lock()
 
     # -- the stream reports here ------------------------------------------------------------
 
-    def queue(self, seq: int, ids: np.ndarray) -> Message:
-        """Registers the next request (its request_id is ``seq`` as text), before it is handed
-        to the stream."""
-        message = Message(seq, str(seq), ids)
+    def queue(
+        self, seq: int, ids: np.ndarray, stream: int = 0, attempt: int = 0, payload: object = None
+    ) -> Message:
+        """Registers a request (its request_id is ``seq`` as text) on ``stream``, before it is
+        handed to that stream; ``attempt`` > 0 marks a resend of rows not answered yet."""
+        message = Message(seq, str(seq), ids, stream=stream, attempt=attempt, payload=payload)
         with self._lock:
-            self.state[ids] = RowState.PENDING
-            self._pending.append(message)
+            message.queued_at = self._clock()
+            # Never back from OK/FAILED to PENDING: a resend must not undo an answer.
+            self.state[ids] = np.maximum(self.state[ids], RowState.PENDING)
+            self._streams.setdefault(stream, deque()).append(message)
         return message
 
     def mark_sent(self, message: Message) -> None:
@@ -122,45 +145,87 @@ class Ledger:
         with self._lock:
             message.sent_at = now
             self.first_sent_at = self.first_sent_at or now
-            self.messages_sent += 1
-            self.vectors_sent += len(message.ids)
+            # Counted by row: a message queued on a stream that broke before gRPC took it was
+            # never sent, so its next send is its first.
+            first = int(np.count_nonzero(~self._sent[message.ids]))
+            self._sent[message.ids] = True
+            self.vectors_sent += first
+            self.resent_vectors += len(message.ids) - first
+            if first:
+                self.messages_sent += 1
+            else:
+                self.resent_messages += 1
 
-    def answer(self, answer: Result | Error | None) -> Outcome:
-        """Applies the next response of the stream (None: it held neither result nor error)."""
+    def answer(self, answer: Result | Error | None, stream: int = 0) -> Outcome:
+        """Applies the next response of ``stream`` (None: it held neither result nor error)."""
         now = self._clock()
         with self._lock:
             self.last_answer_at = now
-            message = self._pending.popleft() if self._pending else None
+            pending = self._streams.get(stream)
+            message = pending.popleft() if pending else None
             if message is None:
                 return self._unsolicited(answer)
+            if answer is not None and answer.request_id != message.request_id:
+                self._violate(
+                    f"request {message.request_id}: answer echoes request_id "
+                    f"{answer.request_id!r} (answers must come in request order)"
+                )
+            if isinstance(answer, Error) and answer.retryable:
+                self.retried_answers += 1
+                return Outcome(
+                    message, _NO_IDS, _NO_SCORES, _NO_FLAGS, None, _NO_IDS, answer.reason, True
+                )
             self.messages_answered += 1
             if message.sent_at is not None:
                 self.latencies.append(now - message.sent_at)
             if answer is None:
                 self._violate(f"request {message.request_id}: answer with neither result nor error")
                 return self._fail_message(message, "answer with neither result nor error")
-            if answer.request_id != message.request_id:
-                self._violate(
-                    f"request {message.request_id}: answer echoes request_id "
-                    f"{answer.request_id!r} (answers must come in request order)"
-                )
             if isinstance(answer, Error):
                 return self._apply_error(message, answer)
             return self._apply_result(message, answer)
 
-    def close(self, stream_error: str | None) -> None:
-        """The stream is over: every row not answered yet fails, with the stream's error."""
-        ended = f"stream ended: {stream_error}" if stream_error else "stream ended"
+    def oldest_wait(self, stream: int) -> float | None:
+        """Seconds the oldest unanswered message of ``stream`` has waited since it was handed
+        to the stream; None when nothing is outstanding (the hang detector reads this)."""
         with self._lock:
-            if self._pending and stream_error is None:
+            pending = self._streams.get(stream)
+            return self._clock() - pending[0].queued_at if pending else None
+
+    def outstanding(self, stream: int) -> int:
+        with self._lock:
+            return len(self._streams.get(stream, ()))
+
+    def end_stream(self, stream: int, error: str | None) -> list[Message]:
+        """``stream`` is over (its reader has stopped): returns its unanswered messages, oldest
+        first, for the caller to send again or give up on. Their rows stay PENDING. An engine
+        that ends a stream cleanly (``error`` None) with requests unanswered breaks the
+        protocol: noted."""
+        with self._lock:
+            pending = list(self._streams.pop(stream, ()))
+            if pending and error is None:
                 self._violate(
-                    f"the engine closed the stream with {len(self._pending)} request(s) unanswered"
+                    f"the engine closed the stream with {len(pending)} request(s) unanswered"
                 )
-            while self._pending:
-                message = self._pending.popleft()
-                sent = message.sent_at is not None
-                self._fail(message.ids, f"no answer ({ended})" if sent else f"not sent ({ended})")
-            unsent = np.flatnonzero(self.state == RowState.UNSENT)
+            return pending
+
+    def fail(self, ids: np.ndarray, reason: str) -> None:
+        """Fails the rows of ``ids`` not answered yet (the client gave up on them)."""
+        with self._lock:
+            self._fail(ids[self.state[ids] <= RowState.PENDING], reason)
+
+    def close(self, stream_error: str | None) -> None:
+        """The run is over: every row not answered yet fails, with ``stream_error`` (why the
+        last stream ended, or why the producer gave up)."""
+        ended = f"stream ended: {stream_error}" if stream_error else "stream ended"
+        for stream in list(self._streams):
+            self.end_stream(stream, stream_error)
+        with self._lock:
+            unanswered = self.state <= RowState.PENDING
+            sent = np.flatnonzero(unanswered & self._sent)
+            if len(sent):
+                self._fail(sent, f"no answer ({ended})")
+            unsent = np.flatnonzero(unanswered & ~self._sent)
             if len(unsent):
                 self._fail(unsent, f"not sent ({ended})")
 
@@ -188,9 +253,14 @@ class Ledger:
             repeated = missing = _NO_IDS
         else:
             ok, scores, flags, repeated, missing = self._match_rows(message, result)
+        fresh = self.state[ok] == RowState.PENDING
+        if not fresh.all():
+            self._answered_again(ok[~fresh], result.model_version)
+            ok, scores, flags = ok[fresh], scores[fresh], flags[fresh]
         self.state[ok] = RowState.OK
         self.scores[ok] = scores
         self.is_anomaly[ok] = flags
+        self._model[ok] = self._models.setdefault(result.model_version, len(self._models))
         self.model_versions[result.model_version] += len(ok)
         if len(repeated):
             self._fail(repeated, "answered more than once (engine protocol violation)")
@@ -230,6 +300,23 @@ class Ledger:
             np.array(missing, dtype=np.uint64),
         )
 
+    def _answered_again(self, ids: np.ndarray, model_version: str) -> None:
+        """Rows answered before (a resent request answered on two streams): the first answer
+        stands and the repeat is counted; a repeat from another model is a violation, since the
+        row then has two different results."""
+        self.duplicate_answers += len(ids)
+        model = self._models.get(model_version, -2)
+        first = self._model[ids]
+        mask = (first != model) & (first >= 0)  # -1: the first answer was an error
+        if mask.any():
+            names = {i: name for name, i in self._models.items()}
+            self.conflicting_ids += int(mask.sum())
+            for row_id, before in zip(ids[mask].tolist(), first[mask].tolist(), strict=True):
+                self._violate(
+                    f"id {row_id} answered by two models: {names[before]!r}, then "
+                    f"{model_version!r} (the first answer is kept)"
+                )
+
     def _apply_error(self, message: Message, error: Error) -> Outcome:
         if not np.array_equal(np.sort(error.ids), np.sort(message.ids)):
             self._violate(
@@ -246,8 +333,12 @@ class Ledger:
         return Outcome(None, _NO_IDS, _NO_SCORES, _NO_FLAGS, None, _NO_IDS, None)
 
     def _fail_message(self, message: Message, reason: str) -> Outcome:
-        self._fail(message.ids, reason)
-        return Outcome(message, _NO_IDS, _NO_SCORES, _NO_FLAGS, None, message.ids, reason)
+        """Fails the message's rows not answered yet (an error never undoes an earlier answer)."""
+        ids = message.ids[self.state[message.ids] == RowState.PENDING]
+        if len(ids) < len(message.ids):
+            self.duplicate_answers += len(message.ids) - len(ids)
+        self._fail(ids, reason)
+        return Outcome(message, _NO_IDS, _NO_SCORES, _NO_FLAGS, None, ids, reason)
 
     def _fail(self, ids: np.ndarray, reason: str) -> None:
         index = self._reason_index.setdefault(reason, len(self.reasons))

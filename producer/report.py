@@ -147,6 +147,7 @@ def format_summary(result: RunResult) -> str:
         ("sent", f"{r.vectors_sent} of {r.n_rows} vectors in {r.messages_sent} messages"),
         ("answered", f"{r.answered} ({_percent(r.answered, r.n_rows)})"),
         ("failed", f"{r.failed}"),
+        *_recovery_fields(r),
         ("flagged", f"{r.flagged} of {r.answered} answered ({_percent(r.flagged, r.answered)})"),
         (
             "throughput",
@@ -172,6 +173,33 @@ def format_summary(result: RunResult) -> str:
     lines += _failure_lines(r)
     lines.append(_field("result", _verdict(r)))
     return "\n".join(lines) + "\n"
+
+
+def _recovery_fields(r: RunResult) -> list[tuple[str, str]]:
+    """Reconnects, resends and repeated answers: shown only when there were any."""
+    ledger = r.ledger
+    fields = []
+    if r.reconnects or r.stream_errors:
+        waits = f", longest {max(r.reconnect_seconds):.2f} s" if r.reconnect_seconds else ""
+        fields.append(
+            (
+                "reconnects",
+                f"{r.reconnects} after {len(r.stream_errors)} broken stream(s){waits}; "
+                f"resent {ledger.resent_messages} messages ({ledger.resent_vectors} vectors)",
+            )
+        )
+    if ledger.retried_answers:
+        fields.append(("retried", f"{ledger.retried_answers} transient error answers, resent"))
+    if ledger.duplicate_answers:
+        conflicting = ledger.conflicting_ids and f", {ledger.conflicting_ids} by another model"
+        fields.append(
+            (
+                "duplicates",
+                f"{ledger.duplicate_answers} answers for rows already answered (counted once"
+                f"{conflicting or ''})",
+            )
+        )
+    return fields
 
 
 def _field(name: str, value: str) -> str:

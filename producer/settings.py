@@ -101,6 +101,53 @@ class ProducerSettings(BaseSettings):
         "flagged rows and failures), 'all', or 'none'. Env: PRODUCER_SHOW.",
     )
 
+    # Recovery (producer/retry.py; README "Failure behaviour"): reconnect, resend, hang detection.
+    max_retry_seconds: float = Field(
+        60,
+        gt=0,
+        allow_inf_nan=False,
+        description="How long to keep reconnecting and resending while no answer arrives; then "
+        "the unanswered vectors fail with the reason (exit code 1). "
+        "Env: PRODUCER_MAX_RETRY_SECONDS.",
+    )
+    answer_timeout: float = Field(
+        30,
+        gt=0,
+        allow_inf_nan=False,
+        description="Seconds the oldest unanswered message may wait before the stream counts as "
+        "hung: it is cancelled and its messages resent on a new one. "
+        "Env: PRODUCER_ANSWER_TIMEOUT.",
+    )
+
+    # Security (producer/security.py; README "Security"): TLS, mutual TLS, the bearer token.
+    tls: bool = Field(
+        False,
+        description="Connect with TLS, trusting the system's CAs (implied by the other "
+        "--tls-* settings). Env: PRODUCER_TLS.",
+    )
+    tls_ca_file: Path | None = Field(
+        None,
+        description="CA certificate(s) (PEM) that signed the engine's certificate; turns TLS on. "
+        "Env: PRODUCER_TLS_CA_FILE.",
+    )
+    tls_cert_file: Path | None = Field(
+        None,
+        description="Client certificate (PEM) for mutual TLS. Env: PRODUCER_TLS_CERT_FILE.",
+    )
+    tls_key_file: Path | None = Field(
+        None, description="Key of the client certificate (PEM). Env: PRODUCER_TLS_KEY_FILE."
+    )
+    tls_server_name: str | None = Field(
+        None,
+        description="Name to expect in the engine's certificate when it differs from "
+        "--engine-host (e.g. connecting by IP). Env: PRODUCER_TLS_SERVER_NAME.",
+    )
+    auth_token_file: Path | None = Field(
+        None,
+        description="File whose first line is the token sent as 'authorization: Bearer <token>'. "
+        "Env: PRODUCER_AUTH_TOKEN_FILE.",
+    )
+
     @model_validator(mode="after")
     def _label_needs_csv(self) -> ProducerSettings:
         if self.label_column is not None and self.csv is None:

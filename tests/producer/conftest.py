@@ -1,9 +1,10 @@
 """A tiny fake engine: a real gRPC server on 127.0.0.1:0 serving AnomalyScorer and health.
 
 Its scorer is trivial and deterministic (score = mean of the squared features; anomaly when above
-the threshold), and it can misbehave on demand: come up NOT_SERVING, reject a request, answer an id
-twice, drop or invent an id, break the stream, answer slowly. It records what it received and the
-most requests it ever held unanswered.
+the threshold), and it can misbehave on demand: come up NOT_SERVING, reject a request, shed one
+with RESOURCE_EXHAUSTED once, answer an id twice, drop or invent an id, break the stream (every
+stream, or the first few, then recover), never answer, answer slowly. It records what it received
+(per stream), what it answered, and the most requests it ever held unanswered.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import queue
 import threading
 import time
+from collections import Counter
 from concurrent import futures
 from dataclasses import dataclass, field
 
@@ -51,6 +53,11 @@ class FakeConfig:
     unknown_id_in: int | None = None  # this request's answer has an extra row with UNKNOWN_ID
     drop_id_in: int | None = None  # this request's answer leaves out its last row
     break_after: int | None = None  # abort the stream (UNAVAILABLE) after answering this many
+    break_streams: int | None = None  # only the first this many streams break; None: all
+    break_code: str = "UNAVAILABLE"  # the status the stream breaks with
+    never_answer: bool = False  # take the requests, report SERVING, never answer (a hung engine)
+    shed: frozenset[str] = frozenset()  # request_ids answered RESOURCE_EXHAUSTED ...
+    shed_times: int | None = 1  # ... this many times each (None: every time)
     delay: float = 0.0  # seconds before each answer
 
 
@@ -60,6 +67,9 @@ class FakeEngine(scoring_pb2_grpc.AnomalyScorerServicer):
     def __init__(self, config: FakeConfig) -> None:
         self.config = config
         self.requests: list[scoring_pb2.ScoreRequest] = []
+        self.streams: list[list[str]] = []  # request_ids received, per stream
+        self.answered_ids: list[int] = []  # ids of every result sent back
+        self._shed: Counter[str] = Counter()
         self.max_unanswered = 0
         self._received = 0
         self._answered = 0
@@ -109,23 +119,35 @@ class FakeEngine(scoring_pb2_grpc.AnomalyScorerServicer):
         # Requests are read ahead on their own thread, as a real engine queues them, so the
         # number held unanswered shows how many the client let be in flight.
         inbox: queue.Queue = queue.Queue()
-        threading.Thread(target=self._pump, args=(request_iterator, inbox), daemon=True).start()
+        with self._lock:
+            stream = len(self.streams)
+            self.streams.append([])
+        pump = threading.Thread(target=self._pump, args=(request_iterator, inbox, stream))
+        pump.daemon = True
+        pump.start()
+        c = self.config
+        breaks = c.break_after is not None and (c.break_streams is None or stream < c.break_streams)
         index = 0
         while (request := inbox.get()) is not None:
-            if self.config.break_after is not None and index >= self.config.break_after:
-                context.abort(grpc.StatusCode.UNAVAILABLE, "fake engine going away")
-            time.sleep(self.config.delay)
+            if breaks and index >= c.break_after:
+                context.abort(grpc.StatusCode[c.break_code], "fake engine going away")
+            if c.never_answer:
+                continue  # keep reading, never answer: the stream ends when the client cancels
+            time.sleep(c.delay)
             response = self._answer(index, request)
             with self._lock:
                 self._answered += 1
+                if response.WhichOneof("outcome") == "result":
+                    self.answered_ids.extend(response.result.ids)
             yield response
             index += 1
 
-    def _pump(self, request_iterator, inbox: queue.Queue) -> None:
+    def _pump(self, request_iterator, inbox: queue.Queue, stream: int) -> None:
         try:
             for request in request_iterator:
                 with self._lock:
                     self.requests.append(request)
+                    self.streams[stream].append(request.request_id)
                     self._received += 1
                     self.max_unanswered = max(self.max_unanswered, self._received - self._answered)
                 inbox.put(request)
@@ -138,6 +160,11 @@ class FakeEngine(scoring_pb2_grpc.AnomalyScorerServicer):
         c = self.config
         ids = list(request.ids)
         raw = request.raw
+        shed = c.shed_times is None or self._shed[request.request_id] < c.shed_times
+        if request.request_id in c.shed and shed:
+            self._shed[request.request_id] += 1
+            error = scoring_pb2.ScoreError(code=8, message="fake engine overloaded", ids=ids)
+            return scoring_pb2.ScoreStreamResponse(request_id=request.request_id, error=error)
         if index in c.fail_requests or raw.cols != c.input_dim:
             error = scoring_pb2.ScoreError(code=3, message=f"fake rejects request {index}", ids=ids)
             return scoring_pb2.ScoreStreamResponse(request_id=request.request_id, error=error)

@@ -47,3 +47,14 @@ def test_label_column_without_csv_exits_2(caplog):
 def test_unknown_flag_exits_2(capsys):
     assert main(["--no-such-flag"]) == 2
     assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_recovery_bounds_come_from_flags_or_env_and_must_be_positive(monkeypatch, caplog):
+    monkeypatch.setenv("PRODUCER_MAX_RETRY_SECONDS", "12.5")
+    settings = parse(["--answer-timeout", "4"])
+    assert (settings.max_retry_seconds, settings.answer_timeout) == (12.5, 4)
+    monkeypatch.delenv("PRODUCER_MAX_RETRY_SECONDS")
+    defaults = parse([])
+    assert (defaults.max_retry_seconds, defaults.answer_timeout) == (60, 30)
+    assert main(["--answer-timeout", "0"]) == 2
+    assert "answer_timeout" in caplog.text

@@ -28,6 +28,7 @@ def test_an_error_answer_fails_exactly_that_messages_ids(start_engine, settings_
     assert result.answered == 136 and result.exit_code == 1
     assert result.failures == [("INVALID_ARGUMENT: fake rejects request 2", 64)]
     assert "!! FAILED  ids 128..191 (64 rows): INVALID_ARGUMENT" in capsys.readouterr().out
+    assert [r.request_id for r in engine.requests].count("2") == 1  # final: not sent again
 
 
 def test_an_id_answered_twice_is_detected(start_engine, settings_for):
@@ -54,15 +55,18 @@ def test_an_id_missing_from_its_answer_fails(start_engine, settings_for):
     assert result.ledger.missing_ids == 1 and result.exit_code == 1
 
 
-def test_a_broken_stream_fails_every_unanswered_id_with_the_grpc_error(start_engine, settings_for):
-    engine = start_engine(break_after=2)
-    result = run(settings_for(engine, count=1000, batch_size=64))
-    assert result.answered == 128
-    assert (result.ledger.state[128:] == RowState.FAILED).all()
+def test_a_stream_that_keeps_breaking_is_given_up_with_every_unanswered_id_failed(
+    start_engine, settings_for
+):
+    engine = start_engine(break_after=0)  # every stream breaks before answering anything
+    result = run(settings_for(engine, count=1000, batch_size=64, max_retry_seconds=1))
+    assert result.answered == 0 and result.failed == 1000
     assert result.exit_code == 1
+    assert result.reconnects >= 1  # it did try again before giving up
     reasons = dict(result.failures)
-    assert sum(reasons.values()) == 872
+    assert sum(reasons.values()) == 1000
     assert all("UNAVAILABLE: fake engine going away" in reason for reason in reasons)
+    assert all("gave up after 1 s without an answer (--max-retry-seconds)" in r for r in reasons)
 
 
 def test_in_flight_window_is_never_exceeded(start_engine, settings_for):
