@@ -84,6 +84,38 @@ def test_corrupt_replacement_keeps_the_old_model_serving(tiny_model, start_engin
     assert score_version(engine, tiny_model.dim) == "tiny-1"
 
 
+def corrupt(models_dir, version: str) -> None:
+    """A model file that is not ONNX, with a config.json that matches its hash."""
+    (models_dir / MODEL_FILENAME).write_bytes(b"not a model")
+    config = json.loads((models_dir / CONFIG_FILENAME).read_text())
+    config.update(model_sha256=sha256_file(models_dir / MODEL_FILENAME), model_version=version)
+    (models_dir / CONFIG_FILENAME).write_text(json.dumps(config))
+
+
+def test_good_corrupt_and_incompatible_swaps_under_a_stream_fail_nothing(tiny_model, start_engine):
+    engine = start_engine(tiny_model.dir, "--reload-poll-seconds", "0.1")
+    stop, answers = threading.Event(), []
+    client = threading.Thread(target=steady_stream, args=(engine, tiny_model.dim, stop, answers))
+    client.start()
+    try:
+        assert wait_for(lambda: len(answers) > 30)
+        build_tiny_model(tiny_model.dir, version="tiny-good", seed=5)
+        assert wait_for(lambda: answers[-1][1] == "tiny-good"), engine.log()
+        corrupt(tiny_model.dir, "tiny-corrupt")
+        assert wait_for(lambda: "still serving tiny-good" in engine.log()), engine.log()
+        build_tiny_model(tiny_model.dir, dim=tiny_model.dim + 2, version="tiny-wide", seed=6)
+        assert wait_for(lambda: engine.log().count("still serving tiny-good") >= 2), engine.log()
+        count = len(answers)
+        assert wait_for(lambda: len(answers) > count + 30)
+    finally:
+        stop.set()
+        client.join(60)
+    assert all(ok for ok, _, _ in answers), "a request failed during a reload"
+    assert {version for _, version, _ in answers} == {"tiny-1", "tiny-good"}
+    ids = [i for _, _, batch in answers for i in batch]
+    assert ids == list(range(len(ids)))  # every id answered once, in order
+
+
 def test_sighup_reloads_when_polling_is_off(tiny_model, start_engine):
     engine = start_engine(tiny_model.dir, "--reload-poll-seconds", "0")
     build_tiny_model(tiny_model.dir, version="tiny-hup", seed=4)
