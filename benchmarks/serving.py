@@ -2,9 +2,12 @@
 
   - ceiling: in-process ONNX Runtime at 1 and 1024 vectors per call (one thread, no gRPC);
   - floor: a no-model gRPC echo of the same messages (benchmarks/echo_server.py);
-  - the engine with 1 and 1024 vectors per message, unary and streaming, 1 worker and all.
+  - the engine with 1 and 1024 vectors per message, unary and streaming, 1 worker and all;
+  - the cost of security: one worker in plain text, with TLS, and with TLS + a bearer token
+    (certificate and token made for the run with openssl), the same cases side by side.
 
     python benchmarks/serving.py --models-dir models
+    python benchmarks/serving.py --models-dir models --security-only   # the last part alone
 
 Load comes from h2load (Debian's nghttp2-client), a C HTTP/2 client: a unary call is a POST of
 one length-prefixed message, a stream a POST of thousands, so the client costs little of the CPU
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import secrets
 import shutil
 import statistics
 import struct
@@ -24,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -69,16 +74,31 @@ CASES = [
 ]
 
 
-def h2load(port: int, case: tuple, dim: int, workdir: Path) -> dict:
+@dataclass(frozen=True)
+class Client:
+    """How h2load reaches the server: https (TLS, certificate not verified: a load generator)
+    and extra headers (the token)."""
+
+    scheme: str = "http"
+    headers: tuple[str, ...] = ()
+
+
+PLAIN = Client()
+
+
+def h2load(port: int, case: tuple, dim: int, workdir: Path, client: Client = PLAIN) -> dict:
     """Drives one case with h2load (a C HTTP/2 load generator, so the client costs little CPU).
-    A stream's latency is the whole stream's, so only unary calls report p50/p99."""
+    A stream's latency is the whole stream's, so only unary calls report p50/p99. Connections
+    stay open for the whole case, so TLS handshakes are not in the figures (4 per case)."""
     rpc, rows, per_call, calls, connections, in_flight = case
     body, log = workdir / f"{rpc}-{rows}.bin", workdir / f"{rpc}-{rows}.log"
     body.write_bytes(framed(rows, dim, per_call))
     command = ["h2load", "-n", str(calls), "-c", str(connections), "-m", str(in_flight)]
     command += ["-H", "content-type: application/grpc", "-H", "te: trailers"]
+    for header in client.headers:
+        command += ["-H", header]
     command += ["-d", str(body), "--log-file", str(log)]
-    command += [f"http://127.0.0.1:{port}/datasentinel.v1.AnomalyScorer/{rpc}"]
+    command += [f"{client.scheme}://127.0.0.1:{port}/datasentinel.v1.AnomalyScorer/{rpc}"]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     seconds = float(re.search(r"finished in ([\d.]+)(m?s)", out).group(1))
     seconds /= 1000 if re.search(r"finished in [\d.]+ms", out) else 1
@@ -126,23 +146,23 @@ def start(command: list[str], ready: str) -> tuple[subprocess.Popen, int]:
     raise SystemExit(f"{command} failed to start (exit {process.wait()})")
 
 
-def engine(models_dir: Path, workers: int) -> tuple[subprocess.Popen, int]:
-    command = [sys.executable, "-m", "engine", "--models-dir", str(models_dir)]
+def engine(models_dir: Path, workers: int, *extra: str) -> tuple[subprocess.Popen, int]:
+    command = [sys.executable, "-m", "engine", "--models-dir", str(models_dir), *extra]
     command += ["--bind-host", "127.0.0.1", "--port", "0", "--metrics-port", "-1"]
     command += ["--workers", str(workers), "--reload-poll-seconds", "0"]
     return start(command, " SERVING ")
 
 
-def measure_server(process, port, dim, workdir: Path, repeats: int) -> dict:
+def measure_server(process, port, dim, workdir: Path, repeats: int, client=PLAIN) -> dict:
     """Each case ``repeats`` times; the run with the median throughput is reported (this
     machine is shared: single runs of the same case differed by up to 30%)."""
-    h2load(port, ("ScoreStream", 1, 200, 4, 2, 1), dim, workdir)  # warm up
+    h2load(port, ("ScoreStream", 1, 200, 4, 2, 1), dim, workdir, client)  # warm up
     results = {}
     for case in CASES:
         runs = []
         for _ in range(repeats):
             before = cpu_seconds(server_pids(process))
-            result = h2load(port, case, dim, workdir)
+            result = h2load(port, case, dim, workdir, client)
             spent = cpu_seconds(server_pids(process)) - before
             result["server_us_per_msg"] = spent / result["messages"] * 1e6
             runs.append(result)
@@ -156,15 +176,79 @@ def stop(process: subprocess.Popen) -> None:
     process.wait(30)
 
 
+def make_secrets(workdir: Path) -> tuple[Path, Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (EC P-256, as scripts/docker/makeSecrets.sh
+    makes) and a token file, for this run only."""
+    cert, key, tokens = workdir / "server.pem", workdir / "server.key", workdir / "tokens"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=bench",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    tokens.write_text(secrets.token_urlsafe(32) + "\n")
+    return cert, key, tokens
+
+
+def measure_security(models_dir: Path, dim: int, workdir: Path, repeats: int) -> dict:
+    """One worker in plain text, with TLS, and with TLS + token: the three engines run side by
+    side (idle ones cost nothing) and each case is measured on each in turn, ``repeats`` rounds,
+    so load from outside falls on all three alike; medians reported."""
+    cert, key, tokens = make_secrets(workdir)
+    tls_args = ("--tls-cert-file", str(cert), "--tls-key-file", str(key))
+    token_header = f"authorization: Bearer {tokens.read_text().strip()}"
+    setups = {
+        "plain": ((), PLAIN),
+        "TLS": (tls_args, Client("https")),
+        "TLS+token": (
+            (*tls_args, "--auth-token-file", str(tokens)),
+            Client("https", (token_header,)),
+        ),
+    }
+    servers = {}
+    try:
+        for name, (args, client) in setups.items():
+            servers[name] = (*engine(models_dir, 1, *args), client)
+        for _, port, client in servers.values():  # warm up
+            h2load(port, ("ScoreStream", 1, 200, 4, 2, 1), dim, workdir, client)
+        runs: dict = {name: {(c[0], c[1]): [] for c in CASES} for name in setups}
+        for _ in range(repeats):
+            for case in CASES:
+                for name, (process, port, client) in servers.items():
+                    before = cpu_seconds(server_pids(process))
+                    result = h2load(port, case, dim, workdir, client)
+                    spent = cpu_seconds(server_pids(process)) - before
+                    result["server_us_per_msg"] = spent / result["messages"] * 1e6
+                    runs[name][(case[0], case[1])].append(result)
+    finally:
+        for process, _, _ in servers.values():
+            stop(process)
+    return {name: {key: _median(results) for key, results in cases.items()}
+            for name, cases in runs.items()}  # fmt: skip
+
+
+def _median(results: list[dict]) -> dict:
+    """Per figure, the median over the rounds."""
+    return {k: statistics.median(r[k] for r in results) for k in results[0]}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
     parser.add_argument("--seconds", type=float, default=3.0, help="per ceiling measurement")
     parser.add_argument("--repeats", type=int, default=3, help="runs per case (median reported)")
+    parser.add_argument(
+        "--security-only", action="store_true", help="only the plain/TLS/TLS+token comparison"
+    )
     args = parser.parse_args()
     if shutil.which("h2load") is None:
         raise SystemExit("h2load not found: apt-get install nghttp2-client")
     dim = load_config(args.models_dir).input_dim
+    if args.security_only:
+        with tempfile.TemporaryDirectory() as workdir:
+            security = measure_security(args.models_dir, dim, Path(workdir), args.repeats)
+        report_security(security)
+        return 0
     cores = os.cpu_count() or 1
     ceil = {rows: ceiling(args.models_dir, rows, args.seconds) for rows in (1, 1024)}
 
@@ -181,7 +265,9 @@ def main() -> int:
                 runs[workers] = measure_server(process, port, dim, Path(workdir), args.repeats)
             finally:
                 stop(process)
+        security = measure_security(args.models_dir, dim, Path(workdir), args.repeats)
     report(args, dim, cores, ceil, floor, runs)
+    report_security(security)
     return 0
 
 
@@ -209,6 +295,29 @@ def report(args, dim, cores, ceil, floor, runs) -> None:
                 f"{r['server_us_per_msg']:,.0f}",
             )
             print(f"{name:10}{f'{mode} x{n}':18}" + "".join(f"{c:>14}" for c in cells))
+
+
+def report_security(runs: dict) -> None:
+    """Throughput and server CPU per message of each setup, and the difference to plain text."""
+    print(
+        "\nsecurity: 1 worker each, measured in turn; h2load over 4 long-lived connections "
+        "(handshakes not counted); medians"
+    )
+    header = ("vectors/s", "p50 ms", "p99 ms", "vs plain", "server us/msg", "+us/msg")
+    print(f"{'setup':11}{'case':18}" + "".join(f"{h:>14}" for h in header))
+    plain = runs["plain"]
+    for name, results in runs.items():
+        for key, r in results.items():
+            base = plain[key]
+            cells = (
+                f"{r['vectors_per_s']:,.0f}",
+                f"{r['p50_ms']:.2f}",
+                f"{r['p99_ms']:.2f}",
+                f"{r['vectors_per_s'] / base['vectors_per_s']:.2f}x",
+                f"{r['server_us_per_msg']:,.0f}",
+                f"{r['server_us_per_msg'] - base['server_us_per_msg']:+,.0f}",
+            )
+            print(f"{name:11}{f'{key[0]} x{key[1]}':18}" + "".join(f"{c:>14}" for c in cells))
 
 
 if __name__ == "__main__":

@@ -28,8 +28,9 @@ RUN useradd --system --user-group --uid 10001 --no-create-home --home-dir /nonex
 COPY --from=builder /opt/venv /opt/venv
 # TensorRT's libraries live in its wheel; ONNX Runtime finds CUDA/cuDNN wheels by itself.
 # HOME: the user has none, and ONNX Runtime and matplotlib want somewhere to write.
+# BIND_HOSTs: loopback (the engine's default) is unreachable in a container; see engine.Dockerfile.
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 HOME=/tmp MODELS_DIR=/models ENGINE_PORT=9000 \
-    ENGINE_TRT_ENGINE_CACHE_DIR=/trt_cache \
+    ENGINE_TRT_ENGINE_CACHE_DIR=/trt_cache ENGINE_BIND_HOST=0.0.0.0 ENGINE_METRICS_BIND_HOST=0.0.0.0 \
     LD_LIBRARY_PATH=/opt/venv/lib/python3.11/site-packages/tensorrt_libs
 USER 10001:10001
 WORKDIR /tmp

@@ -23,7 +23,11 @@ RUN useradd --system --user-group --uid 10001 --no-create-home --home-dir /nonex
  && mkdir /models && chown datasentinel:datasentinel /models
 COPY --from=builder /opt/venv /opt/venv
 # HOME: the user has none, and ONNX Runtime and matplotlib want somewhere to write.
-ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 HOME=/tmp MODELS_DIR=/models ENGINE_PORT=9000
+# The engine listens on loopback by default; in a container that would be unreachable, and the
+# container's network is the boundary: listen on every interface of it (compose publishes the
+# ports on the host's loopback only, and runs with TLS and a token: see docker/compose.yaml).
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 HOME=/tmp MODELS_DIR=/models ENGINE_PORT=9000 \
+    ENGINE_BIND_HOST=0.0.0.0 ENGINE_METRICS_BIND_HOST=0.0.0.0
 USER 10001:10001
 WORKDIR /tmp
 EXPOSE 9000 9464

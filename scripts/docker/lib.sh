@@ -24,6 +24,11 @@ require_docker() {
   fi
 }
 
+# ensure_secrets: the TLS certificates and token the stack runs with (made once, kept after).
+ensure_secrets() {
+  "$REPO_ROOT/scripts/docker/makeSecrets.sh" >&2
+}
+
 # exit_code SERVICE: waits for a one-off service's container to stop, prints its exit code
 # (read from the container: `compose wait` output differs between Compose versions).
 exit_code() {

@@ -3,6 +3,7 @@
 # SERVING (run ./scripts/docker/runTrainerDocker.sh first). Args go to `compose up`.
 source "$(dirname "$0")/lib.sh"
 require_docker
+ensure_secrets
 compose build engine
 if ! compose up --detach --no-deps --wait "$@" engine; then
   compose logs --tail 20 engine >&2

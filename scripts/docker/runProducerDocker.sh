@@ -3,5 +3,6 @@
 # e.g. --count 100000 --batch-size 512.
 source "$(dirname "$0")/lib.sh"
 require_docker
+ensure_secrets
 compose build producer
 compose run --rm --no-deps producer "$@"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds and runs the Compose stack for real: static checks (compose config, hadolint), build,
-# trainer job, engine healthy, producer exits 0 with every vector answered, engine not root.
+# trainer job, engine healthy (TLS health check), producer exits 0 with every vector answered
+# over TLS with a token made for this run, plain text / no token / no metrics token refused,
+# engine not root.
 # Always removes its containers and volume. Skips (exit 0) where no Docker daemon can be had.
 # Env: SMOKE_ENGINE_PORT (19000), SMOKE_COUNT (2000), HADOLINT (path to hadolint).
 source "$(dirname "$0")/lib.sh"
@@ -14,12 +16,20 @@ export ENGINE_PORT="${SMOKE_ENGINE_PORT:-19000}" ENGINE_PUBLISHED_PORT="${SMOKE_
 export ENGINE_METRICS_PORT=$((ENGINE_PORT + 1)) ENGINE_METRICS_PUBLISHED_PORT=$((ENGINE_PORT + 1))
 export PRODUCER_COUNT="${SMOKE_COUNT:-2000}" PRODUCER_SHOW=none TRAINER_SYNTHETIC_ROWS=8000
 
-cleanup() { compose down --volumes --remove-orphans >/dev/null 2>&1 || true; }
+# TLS certificates and a token for this run only, outside the repository.
+secrets_parent="$(mktemp -d)"
+export DATASENTINEL_SECRETS_DIR="$secrets_parent/secrets"
+
+cleanup() {
+  compose down --volumes --remove-orphans >/dev/null 2>&1 || true
+  rm -rf "$secrets_parent"
+}
 trap cleanup EXIT
 
 step() { echo "== $* ($((SECONDS - started)) s)"; }
 
-step "static checks"
+step "static checks, secrets for this run"
+scripts/docker/makeSecrets.sh
 compose config --quiet
 hadolint="${HADOLINT:-$(command -v hadolint || true)}"
 if [ -n "$hadolint" ]; then
@@ -56,12 +66,41 @@ if [ "${status:-1}" != 0 ] || ! grep -q "every vector answered" <<<"$report"; th
 fi
 grep -q "answered     $PRODUCER_COUNT " <<<"$report" || { echo "FAIL: not all $PRODUCER_COUNT answered" >&2; exit 1; }
 
-step "engine metrics count every vector"
-scored="$(curl -sf "http://127.0.0.1:$ENGINE_METRICS_PUBLISHED_PORT/metrics" \
+step "engine metrics count every vector (with the token; refused without)"
+metrics_url="http://127.0.0.1:$ENGINE_METRICS_PUBLISHED_PORT/metrics"
+refused="$(curl -s -o /dev/null -w '%{http_code}' "$metrics_url" || true)"
+[ "$refused" = 401 ] || { echo "FAIL: metrics without a token got HTTP $refused, not 401" >&2; exit 1; }
+scored="$(curl -sf -H "Authorization: Bearer $(cat "$DATASENTINEL_SECRETS_DIR/token")" "$metrics_url" \
   | sed -n 's/^datasentinel_rows_scored_total \([0-9.e+]*\)$/\1/p')"
 echo "datasentinel_rows_scored_total $scored (producer sent $PRODUCER_COUNT, plus warm-ups)"
 python3 -c "import sys; sys.exit(float('${scored:-0}') < $PRODUCER_COUNT)" \
   || { echo "FAIL: metrics did not count the vectors" >&2; exit 1; }
+
+step "refused: plain text, TLS without a token, a wrong token; health needs no token"
+compose run --rm --no-deps --entrypoint python producer -c '
+import os, sys, grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from datasentinel.v1 import scoring_pb2, scoring_pb2_grpc
+target = os.environ["ENGINE_HOST"] + ":" + os.environ["ENGINE_PORT"]
+ca = open(os.environ["PRODUCER_TLS_CA_FILE"], "rb").read()
+def info(channel):
+    try:
+        scoring_pb2_grpc.AnomalyScorerStub(channel).GetModelInfo(scoring_pb2.GetModelInfoRequest(), timeout=10)
+        return "OK"
+    except grpc.RpcError as e:
+        return e.code().name
+tls = grpc.ssl_channel_credentials(ca)
+wrong = grpc.composite_channel_credentials(tls, grpc.access_token_call_credentials("wrong"))
+got = {
+    "plain text": info(grpc.insecure_channel(target)),
+    "no token": info(grpc.secure_channel(target, tls)),
+    "wrong token": info(grpc.secure_channel(target, wrong)),
+}
+health = health_pb2_grpc.HealthStub(grpc.secure_channel(target, tls)).Check(health_pb2.HealthCheckRequest(), timeout=10)
+print(got, "health without a token:", health_pb2.HealthCheckResponse.ServingStatus.Name(health.status))
+want = {"plain text": "UNAVAILABLE", "no token": "UNAUTHENTICATED", "wrong token": "UNAUTHENTICATED"}
+sys.exit(0 if got == want and health.status == health_pb2.HealthCheckResponse.SERVING else 1)
+' || { echo "FAIL: the engine accepted a call it must refuse" >&2; exit 1; }
 
 step "engine runs as a non-root user"
 uid="$(compose exec -T engine id -u)"

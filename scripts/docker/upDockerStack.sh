@@ -4,6 +4,7 @@
 # up afterwards: ./scripts/docker/downDockerStack.sh stops everything. Args go to `compose up`.
 source "$(dirname "$0")/lib.sh"
 require_docker
+ensure_secrets
 compose up --detach --build "$@"
 status="$(exit_code producer)"
 compose logs --no-log-prefix producer
