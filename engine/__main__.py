@@ -8,8 +8,7 @@ import logging
 import os
 import sys
 
-from pydantic_settings import CliApp
-
+from datasentinel.cli import UsageError, load_settings
 from engine.errors import EngineError
 from engine.security import check_security
 from engine.server import configure_logging, run_engine
@@ -20,7 +19,13 @@ log = logging.getLogger("engine")
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = CliApp.run(EngineSettings, cli_args=sys.argv[1:] if argv is None else argv)
+    try:
+        settings = load_settings(EngineSettings, argv)
+    except UsageError as exc:  # --help (0), or one line naming the flag: no traceback
+        if str(exc):
+            logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+            log.error("%s", exc)
+        return exc.exit_code
     configure_logging(settings)
     try:
         check_security(settings)  # once, before any worker starts: one warning, one refusal

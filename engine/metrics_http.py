@@ -81,7 +81,7 @@ def serve_metrics(
     except OSError as exc:
         raise BindError(
             f"cannot serve metrics on {host}:{settings.metrics_port} ({exc.strerror}); choose "
-            "another port with ENGINE_METRICS_PORT (-1 turns it off)"
+            "another port with --metrics-port / ENGINE_METRICS_PORT (-1 turns it off)"
         ) from None
     threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
     log.info("metrics on http://%s:%d/metrics", host, server.server_port)

@@ -79,10 +79,13 @@ class ScoringCore:
         )
 
     async def start(self) -> None:
-        """Starts the batcher and runs one request through the whole path."""
+        """Starts the batcher and runs one probe through it and the model."""
         self._batcher.start()
-        probe = np.zeros((1, self.model.input_dim), dtype=np.float32)
-        await self.score(ScoreBatch(ids=[0], vectors=probe))
+        probe = ScoreBatch(ids=[0], vectors=np.zeros((1, self.model.input_dim), np.float32))
+        self.validate(probe)
+        # Not through _scored: the probe is no traffic, and the row, anomaly and score metrics
+        # (whose ratio is the anomaly rate) must read zero until a client sends something.
+        await self._batcher.submit(probe.vectors)
         self.ready = True
 
     async def close(self) -> None:

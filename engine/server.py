@@ -22,6 +22,7 @@ from engine.metrics import metrics
 from engine.metrics_http import serve_metrics
 from engine.model import RuntimeOptions, load_model
 from engine.oip_servicer import InferenceServicer
+from engine.port_file import write_port_file
 from engine.providers import TensorRTOptions
 from engine.reload import ModelReloader
 from engine.scoring import Limits, ScoringCore
@@ -122,6 +123,7 @@ async def serve(
         await core.start()
         await _set_health(health, SERVING)
         log.info("SERVING model %s on %s", model.config.model_version, model.provider)
+        write_port_file(settings.port_file, port)
         async with asyncio.TaskGroup() as background:
             watch = background.create_task(reloader.run())
             hup = background.create_task(_forward(signals.reload, reloader.request))
@@ -198,7 +200,7 @@ def _bind(server: grpc.aio.Server, settings: EngineSettings) -> int:
 def port_in_use(host: str, port: int) -> BindError:
     return BindError(
         f"cannot listen on {host}:{port}: port {port} is already in use (or the address is not "
-        "available); stop the other process or choose another port with ENGINE_PORT"
+        "available); stop the other process or choose another port with --port / ENGINE_PORT"
     )
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from datasentinel.cli import COMMAS
 from engine.providers import DEFAULT_PREFERENCE
 
 
@@ -36,11 +38,16 @@ class EngineSettings(BaseSettings):
     port: int = Field(
         9000, ge=0, le=65535, description="Port to listen on; 0 picks a free one. Env: ENGINE_PORT."
     )
-    providers: list[str] = Field(
+    port_file: Path | None = Field(
+        None,
+        description="Once SERVING, write the port it listens on to this file (for launchers "
+        "that start it with --port 0). Env: ENGINE_PORT_FILE.",
+    )
+    providers: Annotated[list[str], NoDecode, COMMAS] = Field(
         list(DEFAULT_PREFERENCE),
-        description="ONNX Runtime execution providers in preference order; unavailable ones are "
-        "skipped with a warning. Env: ENGINE_PROVIDERS, a JSON list such as "
-        "'[\"CPUExecutionProvider\"]'.",
+        description="ONNX Runtime execution providers in preference order, comma-separated "
+        "(e.g. CUDAExecutionProvider,CPUExecutionProvider); unavailable ones are skipped with "
+        "a warning. Env: ENGINE_PROVIDERS.",
     )
     strict_providers: bool = Field(
         False,
@@ -123,7 +130,11 @@ class EngineSettings(BaseSettings):
         description="On SIGTERM/SIGINT, how long in-flight calls may take to finish. "
         "Env: ENGINE_GRACE_SECONDS.",
     )
-    log_level: str = Field("INFO", description="Logging level. Env: ENGINE_LOG_LEVEL.")
+    log_level: str = Field(
+        "INFO",
+        json_schema_extra={"metavar": "LEVEL"},
+        description="Logging level: DEBUG, INFO, WARNING or ERROR. Env: ENGINE_LOG_LEVEL.",
+    )
 
     # Security (engine/security/, engine/metrics_http.py; README "Security").
     tls_cert_file: Path | None = Field(

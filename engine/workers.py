@@ -49,8 +49,9 @@ def run_workers(settings: EngineSettings, count: int) -> int:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:
         with _reserved_port(settings.bind_host, settings.port) as port:
-            log.info("listening on %s:%d with %d workers", settings.bind_host, port, count)
+            # Every port is taken before "listening" is said: a busy metrics port is the error.
             _serve_metrics(settings, metrics_dir)
+            log.info("listening on %s:%d with %d workers", settings.bind_host, port, count)
             worker_settings = settings.model_copy(update={"port": port, "metrics_port": -1})
             return _supervise(worker_settings, count)
     finally:

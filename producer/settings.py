@@ -45,11 +45,13 @@ class ProducerSettings(BaseSettings):
     )
     csv: Path | None = Field(
         None,
+        json_schema_extra={"metavar": "FILE"},
         description="CSV file of numeric feature columns with a header row; unset streams the "
         "built-in synthetic data. Env: PRODUCER_CSV.",
     )
     label_column: str | None = Field(
         None,
+        json_schema_extra={"metavar": "COLUMN"},
         description="Column of the CSV holding 0/1 labels: not sent, used for precision/recall/"
         "ROC-AUC and written to --output. Env: PRODUCER_LABEL_COLUMN.",
     )
@@ -85,6 +87,7 @@ class ProducerSettings(BaseSettings):
     )
     output: Path | None = Field(
         None,
+        json_schema_extra={"metavar": "FILE"},
         description="Write a CSV with one row per input row, in input order: id,score,is_anomaly "
         "(+label); failed rows have empty score and is_anomaly. Env: PRODUCER_OUTPUT.",
     )

@@ -5,9 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from pydantic import ValidationError
-from pydantic_settings import CliApp
-
+from datasentinel.cli import UsageError, load_settings
 from trainer.errors import TrainerError
 from trainer.pipeline import train_and_export
 from trainer.settings import TrainerSettings
@@ -25,19 +23,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        settings = CliApp.run(TrainerSettings, cli_args=None if argv is None else list(argv))
+        settings = load_settings(TrainerSettings, argv)
+    except UsageError as exc:  # --help (0), or one line naming the flag and its variable
+        if str(exc):
+            log.error("%s", exc)
+        return exc.exit_code
+    try:
         result = train_and_export(settings)
-    except ValidationError as exc:
-        log.error("invalid settings: %s", _one_line(exc))
-        return EXIT_USAGE
     except TrainerError as exc:
         log.error("%s", exc)
         return EXIT_USAGE
     print(format_summary(result))
     return 0
-
-
-def _one_line(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(map(str, err['loc'])) or 'settings'}: {err['msg']}" for err in exc.errors()
-    )

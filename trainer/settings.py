@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, PositiveFloat, PositiveInt
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from datasentinel.cli import COMMAS
 
 
 class TrainerSettings(BaseSettings):
@@ -22,11 +24,13 @@ class TrainerSettings(BaseSettings):
 
     data: Path | None = Field(
         default=None,
+        json_schema_extra={"metavar": "FILE"},
         description="CSV file (comma-separated, UTF-8) of numeric feature columns with a header "
         "row (see --csv-header); unset = the built-in synthetic sensor data. Env: TRAINER_DATA.",
     )
     label_column: str | None = Field(
         default=None,
+        json_schema_extra={"metavar": "COLUMN"},
         description="Column of the CSV holding 0 (normal) / 1 (anomaly); excluded from the "
         "features and used only to evaluate the model. Env: TRAINER_LABEL_COLUMN.",
     )
@@ -69,7 +73,7 @@ class TrainerSettings(BaseSettings):
     learning_rate: PositiveFloat = Field(
         default=3e-3, description="Adam learning rate. Env: TRAINER_LEARNING_RATE."
     )
-    hidden_dims: list[PositiveInt] | None = Field(
+    hidden_dims: Annotated[list[PositiveInt] | None, NoDecode, COMMAS] = Field(
         default=None,
         description="Widths of the encoder's hidden layers, e.g. 32,16 (the decoder mirrors "
         "them); unset = one layer of max(2*features, 16). Env: TRAINER_HIDDEN_DIMS.",

@@ -54,10 +54,10 @@ def test_counters_histograms_and_labels_add_up(tiny_model, start_engine, workers
     assert value(samples, "datasentinel_requests_total", rpc="Score", code="INVALID_ARGUMENT") == 1
     assert value(samples, "datasentinel_requests_total", rpc="ScoreStream", code="OK") == 3
     assert value(samples, "datasentinel_request_latency_seconds_count", rpc="Score") == 6
-    # Each worker's warm-up row counts as scored too.
-    assert value(samples, "datasentinel_rows_scored_total") == rows + workers
+    # Only the client's rows: the workers' warm-up probes are no traffic.
+    assert value(samples, "datasentinel_rows_scored_total") == rows
     assert value(samples, "datasentinel_anomalies_total") == flagged
-    assert value(samples, "datasentinel_score_threshold_ratio_count") == rows + workers
+    assert value(samples, "datasentinel_score_threshold_ratio_count") == rows
     assert value(samples, "datasentinel_batch_rows_sum") == rows + workers
     assert value(samples, "datasentinel_queue_depth") == 0
     info = [k for k in samples if k[0] == "datasentinel_model_info" and samples[k] == 1]

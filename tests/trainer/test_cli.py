@@ -20,4 +20,4 @@ def test_models_dir_is_read_from_env(monkeypatch):
 
 def test_out_of_range_setting_exits_2(caplog):
     assert main(["--threshold-quantile", "1.5"]) == 2
-    assert "threshold_quantile" in caplog.text
+    assert "--threshold-quantile / TRAINER_THRESHOLD_QUANTILE" in caplog.text
