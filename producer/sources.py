@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-import pandas as pd
 
 from datasentinel import synthetic
+from producer.csv_input import CsvTable, read_table, read_table_by_rows
 from producer.errors import SourceError
 
 
@@ -62,22 +62,40 @@ def synthetic_source(count: int, seed: int) -> Source:
 
 def csv_source(path: Path, label_column: str | None = None) -> Source:
     """Numeric columns of ``path`` as vectors; ``label_column`` (if given) kept aside as labels."""
-    frame, has_header = _read_csv(path)
-    first_line = 2 if has_header else 1  # the file line of row 0, for error messages
+    table = read_table(path, label_column)
+    try:
+        return _csv_source(path, table, label_column)
+    except SourceError:
+        if table.exact:
+            raise
+    # The fast reader keeps no raw text and its line numbers skip blank lines: say exactly where.
+    return _csv_source(path, read_table_by_rows(path, label_column), label_column)
+
+
+def _csv_source(path: Path, table: CsvTable, label_column: str | None) -> Source:
+    names = table.names
+    keep = list(range(len(names)))
     labels = None
-    if label_column is not None and not has_header:
+    if label_column is not None and not table.has_header:
         raise SourceError(f"{path} has no header row, so it has no column {label_column!r}")
     if label_column is not None:
-        if label_column not in frame.columns:
-            columns = ", ".join(map(str, frame.columns))
+        if label_column not in names:
+            columns = ", ".join(map(str, names))
             raise SourceError(f"{path}: no label column {label_column!r} (columns: {columns})")
-        labels = _labels(path, frame.pop(label_column), first_line)
-    if frame.shape[1] == 0:
+        keep.remove(names.index(label_column))
+        labels = _labels(path, label_column, table)
+    if not keep:
         raise SourceError(f"{path}: no feature columns left besides the label column")
-    features = _as_vectors(_numeric(path, frame, first_line).to_numpy(dtype=np.float64))
-    _check_finite(path, features, list(frame.columns), first_line)
-    names = [str(c) for c in frame.columns] if has_header else None
-    return Source(features, labels, names, f"{path} ({len(frame)} rows)")
+    _check_numeric(path, table, keep)
+    features = _as_vectors(table.values[:, keep])
+    feature_names = [names[j] for j in keep]
+    _check_finite(path, features, feature_names, table.lines)
+    return Source(
+        features,
+        labels,
+        [str(n) for n in feature_names] if table.has_header else None,
+        f"{path} ({len(features)} rows)",
+    )
 
 
 def open_source(csv: Path | None, label_column: str | None, count: int, seed: int) -> Source:
@@ -107,64 +125,32 @@ def paced(
         sent += len(batch.ids)
 
 
-def _read_csv(path: Path) -> tuple[pd.DataFrame, bool]:
-    """The rows, and whether the file has a header (a first line made only of numbers is data)."""
-    try:
-        frame = pd.read_csv(path)
-        has_header = not all(_is_number(name) for name in frame.columns)
-        if not has_header:
-            frame = pd.read_csv(path, header=None)
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
-        raise SourceError(f"cannot read {path}: {e.strerror or e}") from e
-    except pd.errors.EmptyDataError as e:
-        raise SourceError(f"{path} is empty: expected a header row and rows of numbers") from e
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise SourceError(f"{path} is not a readable CSV: {e}") from e
-    if len(frame) == 0:
-        raise SourceError(f"{path} has a header but no rows")
-    return frame, has_header
-
-
-def _is_number(text: object) -> bool:
-    try:
-        float(str(text))
-    except ValueError:
-        return False
-    return True
-
-
-def _numeric(path: Path, frame: pd.DataFrame, first_line: int) -> pd.DataFrame:
-    """The frame as numbers; or an error naming the first bad value of each non-numeric column
-    with its line in the file."""
-    bad = []
-    for name in frame.columns:
-        column = frame[name]
-        if pd.api.types.is_numeric_dtype(column):
-            continue
-        coerced = pd.to_numeric(column, errors="coerce")
-        offending = column[coerced.isna() & column.notna()]
-        if len(offending) == 0:  # numbers stored as text with gaps
-            continue
-        row = int(offending.index[0])
-        bad.append(f"{name!r} ({offending.iloc[0]!r} on line {row + first_line})")
+def _check_numeric(path: Path, table: CsvTable, columns: list[int]) -> None:
+    """An error naming the first bad value of each non-numeric feature column, with its line."""
+    bad = [
+        f"{table.names[j]!r} ({cell!r} on line {line})"
+        for j in columns
+        if j in table.not_numeric
+        for cell, line in [table.not_numeric[j]]
+    ]
     if bad:
         raise SourceError(f"{path}: non-numeric feature columns: {', '.join(bad)}")
-    return frame.apply(pd.to_numeric)
 
 
-def _labels(path: Path, column: pd.Series, first_line: int) -> np.ndarray:
-    values = pd.to_numeric(column, errors="coerce")
-    ok = values.isin([0, 1])
-    if not ok.all():
-        row = int(np.flatnonzero(~ok.to_numpy())[0])
+def _labels(path: Path, name: str, table: CsvTable) -> np.ndarray:
+    values = table.values[:, table.names.index(name)]
+    bad = np.flatnonzero(~np.isin(values, (0, 1)))
+    if len(bad):
+        row = int(bad[0])
+        found = table.text[row] if table.text is not None else values[row]
         raise SourceError(
-            f"{path}: label column {column.name!r} must hold 0 or 1, "
-            f"found {column.iloc[row]!r} on line {row + first_line}"
+            f"{path}: label column {name!r} must hold 0 or 1, "
+            f"found {found!r} on line {table.lines[row]}"
         )
-    return values.to_numpy(dtype=np.int8)
+    return values.astype(np.int8)
 
 
-def _check_finite(path: Path, features: np.ndarray, names: list, first_line: int) -> None:
+def _check_finite(path: Path, features: np.ndarray, names: list, lines: np.ndarray) -> None:
     finite = np.isfinite(features)
     if finite.all():
         return
@@ -172,7 +158,7 @@ def _check_finite(path: Path, features: np.ndarray, names: list, first_line: int
     count = int((~finite).sum())
     raise SourceError(
         f"{path}: {count} missing or non-finite value(s) (float32), the first in column "
-        f"{names[col]!r} on line {row + first_line}; the engine rejects them"
+        f"{names[col]!r} on line {lines[row]}; the engine rejects them"
     )
 
 

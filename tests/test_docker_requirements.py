@@ -35,3 +35,38 @@ def test_nested_extras_are_expanded_and_base_dependencies_included():
 def test_trainer_gets_torch_and_gpu_image_can_drop_onnxruntime():
     assert "torch" in names(requirements("trainer"))
     assert "onnxruntime" not in names(requirements("engine", "--drop", "onnxruntime"))
+
+
+def test_producer_image_gets_neither_pandas_nor_scikit_learn():
+    assert not {"pandas", "scikit-learn"} & names(requirements("producer"))
+
+
+def test_producer_reads_csv_scores_and_writes_output_without_pandas_or_scikit_learn(tmp_path):
+    # The image installs only the producer extra: any import of pandas or sklearn on the paths it
+    # runs (CSV input, label metrics, --output CSV) would fail there.
+    script = """
+import sys, types
+from pathlib import Path
+import numpy as np
+import producer.cli  # everything `python -m producer` imports
+from producer.ledger import RowState
+from producer.report import label_metrics, write_csv
+from producer.sources import csv_source
+
+folder = Path(sys.argv[1])
+(folder / "in.csv").write_text("a,b,y\\n1,2,0\\n3,4,1\\n5,6,1\\n")
+source = csv_source(folder / "in.csv", "y")
+label_metrics(source.labels, np.array([0.1, 0.9, 0.5]), np.array([False, True, False]))
+ledger = types.SimpleNamespace(
+    n_rows=3, state=np.full(3, RowState.OK), scores=np.zeros(3), is_anomaly=np.zeros(3, bool)
+)
+write_csv(folder / "out.csv", types.SimpleNamespace(ledger=ledger, labels=source.labels))
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("pandas", "sklearn"))
+print(loaded)
+sys.exit(1 if loaded else 0)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "out.csv").read_text().splitlines()[0] == "id,score,is_anomaly,label"

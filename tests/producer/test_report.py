@@ -89,7 +89,7 @@ def test_summary_reports_counts_latency_and_label_metrics(engine, settings_for):
     summary = out.getvalue()
     assert "sent         1000 of 1000 vectors in 16 messages" in summary
     assert f"flagged      {result.flagged} of 1000 answered" in summary
-    assert "vectors/s" in summary and "messages/s" in summary and "p99" in summary
+    assert "1,000 vectors in" in summary and "p99" in summary  # a rate only over >= 1 s
     m = result.metrics
     assert 0 <= m.precision <= 1 and 0 <= m.recall <= 1 and 0 <= m.roc_auc <= 1
     assert f"ROC-AUC {m.roc_auc:.3f}" in summary
