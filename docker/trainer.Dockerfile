@@ -1,7 +1,8 @@
 # DataSentinel trainer: fits the autoencoder and writes model.onnx + config.json to /models.
 # Build from the repository root: docker build -f docker/trainer.Dockerfile .
-# torch: a CPU build from PyTorch's CPU index by default; or, with --build-arg TORCH_WHEELS=DIR
-# (a folder inside the build context holding a torch-*.whl), from that wheel, with no download.
+# torch: a CPU build downloaded from PyTorch's CPU index by default; or the torch-*.whl found in
+# TORCH_WHEELS (a folder inside the build context, default docker/wheels), with no torch download.
+# The scripts (scripts/docker/lib.sh build_images) link a local wheel there for this build only.
 FROM python:3.11-slim AS builder
 ARG TORCH_VERSION=2.13.0
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
@@ -12,8 +13,11 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY ${TORCH_WHEELS}/ /tmp/wheels/
 # The "+cpu" local version keeps pip from taking PyPI's multi-GB CUDA build of the same release.
-RUN if ls /tmp/wheels/torch-*.whl >/dev/null 2>&1; then \
-      pip install --find-links /tmp/wheels "torch==${TORCH_VERSION}+cpu"; \
+# A local wheel is installed whatever its version (its file pins it); its dependencies from PyPI.
+# hadolint ignore=DL3013
+RUN set -- /tmp/wheels/torch-*.whl; \
+    if [ -f "$1" ]; then \
+      pip install "$1"; \
     else \
       pip install --index-url "${TORCH_INDEX_URL}" --extra-index-url https://pypi.org/simple \
         "torch==${TORCH_VERSION}+cpu"; \

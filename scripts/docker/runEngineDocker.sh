@@ -4,7 +4,7 @@
 source "$(dirname "$0")/lib.sh"
 require_docker
 ensure_secrets
-compose build engine
+build_images engine
 if ! compose up --detach --no-deps --wait "$@" engine; then
   compose logs --tail 20 engine >&2
   echo "error: the engine did not become healthy; if the log says 'run the trainer first'," \

@@ -4,5 +4,5 @@
 source "$(dirname "$0")/lib.sh"
 require_docker
 ensure_secrets
-compose build producer
+build_images producer
 compose run --rm --no-deps producer "$@"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the trainer job once into the `models` volume. Args go to the trainer (python -m trainer).
+# torch comes from a local wheel when one is found (TORCH_WHEEL, pip's find-links): see lib.sh.
 source "$(dirname "$0")/lib.sh"
 require_docker
-compose build trainer
+build_images trainer
 compose run --rm trainer "$@"

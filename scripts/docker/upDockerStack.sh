@@ -5,7 +5,8 @@
 source "$(dirname "$0")/lib.sh"
 require_docker
 ensure_secrets
-compose up --detach --build "$@"
+build_images trainer engine producer
+compose up --detach "$@"
 status="$(exit_code producer)"
 compose logs --no-log-prefix producer
 echo "== producer exited with status ${status:-unknown}; the engine keeps serving on port" \
