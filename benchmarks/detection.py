@@ -4,7 +4,7 @@
 
 The usual protocol (PyOD benchmark, ADBench): for each seed, a random 60/40 split; each detector
 is fitted on the 60% with its anomalies still in it (labels unused for fitting) and scores the
-40%. DataSentinel trains through ``train_and_export`` (the code path of ``python -m trainer``) on
+40%. DataSentinel trains through ``train_and_export`` (the code path of ``datasentinel-train``) on
 the 60% written to a CSV, and the 40% is scored by ONNX Runtime on the exported model.onnx, the
 artifact the engine serves; its flags come from config.json's threshold. IsolationForest runs
 with default settings (``random_state=seed``) on the same rows; its flags are its ``predict``.
@@ -29,8 +29,8 @@ from sklearn.metrics import average_precision_score, precision_recall_fscore_sup
 from sklearn.model_selection import train_test_split
 
 from datasentinel.model_config import INPUT_NAME, SCORE_OUTPUT, load_config
-from trainer.pipeline import train_and_export
-from trainer.settings import TrainerSettings
+from datasentinel.trainer.pipeline import train_and_export
+from datasentinel.trainer.settings import TrainerSettings
 
 TEST_FRACTION = 0.4
 METRICS = ["roc_auc", "pr_auc", "precision", "recall", "f1", "fit_s"]
@@ -65,7 +65,7 @@ def score_run(labels: np.ndarray, scores: np.ndarray, flagged: np.ndarray, fit_s
 def run_datasentinel(
     train: pd.DataFrame, test: pd.DataFrame, label: str, seed: int, overrides: dict[str, str]
 ) -> Run:
-    """Trains exactly as ``python -m trainer --data train.csv --label-column label`` would."""
+    """Trains exactly as ``datasentinel-train --data train.csv --label-column label`` would."""
     with tempfile.TemporaryDirectory(prefix="detection-") as tmp:
         csv_path = Path(tmp) / "train.csv"
         train.to_csv(csv_path, index=False)

@@ -12,10 +12,10 @@ import asyncio
 import grpc
 import numpy as np
 
+from datasentinel.engine import converters
+from datasentinel.engine.scoring import ScoredBatch
 from datasentinel.v1 import scoring_pb2 as pb
 from datasentinel.v1 import scoring_pb2_grpc as pb_grpc
-from engine import converters
-from engine.scoring import ScoredBatch
 
 
 class Echo(pb_grpc.AnomalyScorerServicer):

@@ -145,7 +145,15 @@ def client_main(args: list[str]) -> None:
 
 
 def start_engine(models_dir: Path, env: dict[str, str]) -> tuple[subprocess.Popen, int]:
-    command = [sys.executable, "-m", "engine", "--models-dir", str(models_dir), "--workers", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "datasentinel.engine",
+        "--models-dir",
+        str(models_dir),
+        "--workers",
+        "1",
+    ]
     command += ["--bind-host", "127.0.0.1", "--port", "0", "--metrics-port", "0"]
     command += ["--reload-poll-seconds", "0", "--log-level", "INFO"]
     process = subprocess.Popen(

@@ -147,7 +147,7 @@ def start(command: list[str], ready: str) -> tuple[subprocess.Popen, int]:
 
 
 def engine(models_dir: Path, workers: int, *extra: str) -> tuple[subprocess.Popen, int]:
-    command = [sys.executable, "-m", "engine", "--models-dir", str(models_dir), *extra]
+    command = [sys.executable, "-m", "datasentinel.engine", "--models-dir", str(models_dir), *extra]
     command += ["--bind-host", "127.0.0.1", "--port", "0", "--metrics-port", "-1"]
     command += ["--workers", str(workers), "--reload-poll-seconds", "0"]
     return start(command, " SERVING ")

@@ -36,5 +36,5 @@ USER 10001:10001
 WORKDIR /tmp
 EXPOSE 9000 9464
 HEALTHCHECK --interval=5s --timeout=3s --start-period=60s --retries=12 \
-  CMD ["python", "-m", "engine.healthcheck"]
-ENTRYPOINT ["python", "-m", "engine"]
+  CMD ["python", "-m", "datasentinel.engine.healthcheck"]
+ENTRYPOINT ["python", "-m", "datasentinel.engine"]

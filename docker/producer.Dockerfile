@@ -26,4 +26,4 @@ COPY --from=builder /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 HOME=/tmp ENGINE_HOST=engine ENGINE_PORT=9000
 USER 10001:10001
 WORKDIR /tmp
-ENTRYPOINT ["python", "-m", "producer"]
+ENTRYPOINT ["python", "-m", "datasentinel.producer"]

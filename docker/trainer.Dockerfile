@@ -43,4 +43,4 @@ COPY --from=builder /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 HOME=/tmp MODELS_DIR=/models
 USER 10001:10001
 WORKDIR /tmp
-ENTRYPOINT ["python", "-m", "trainer"]
+ENTRYPOINT ["python", "-m", "datasentinel.trainer"]

@@ -1,4 +1,4 @@
-"""``python -m engine``: a thin shell over ``engine.server.run_engine`` (one process) or
+"""``datasentinel-engine``: a thin shell over ``engine.server.run_engine`` (one process) or
 ``engine.workers.run_workers`` (several processes on one port)."""
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ import os
 import sys
 
 from datasentinel.cli import UsageError, load_settings
-from engine.errors import EngineError
-from engine.security import check_security
-from engine.server import configure_logging, run_engine
-from engine.settings import EngineSettings
-from engine.workers import run_workers
+from datasentinel.engine.errors import EngineError
+from datasentinel.engine.security import check_security
+from datasentinel.engine.server import configure_logging, run_engine
+from datasentinel.engine.settings import EngineSettings
+from datasentinel.engine.workers import run_workers
 
-log = logging.getLogger("engine")
+log = logging.getLogger("datasentinel.engine")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.errors import Overloaded, Unavailable
-from engine.model import ModelOutput
+from datasentinel.engine.errors import Overloaded, Unavailable
+from datasentinel.engine.model import ModelOutput
 
 log = logging.getLogger(__name__)
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from datasentinel.engine.errors import InvalidInput
+from datasentinel.engine.model import LoadedModel
+from datasentinel.engine.scoring import Limits, ScoreBatch, ScoredBatch
+from datasentinel.engine.tensors import FLOAT32_LE, float32_rows
+from datasentinel.engine.wire import Undecodable, check_decoded
 from datasentinel.v1 import scoring_pb2 as pb
-from engine.errors import InvalidInput
-from engine.model import LoadedModel
-from engine.scoring import Limits, ScoreBatch, ScoredBatch
-from engine.tensors import FLOAT32_LE, float32_rows
-from engine.wire import Undecodable, check_decoded
 
 _NOTHING = pb.ScoreRequest()  # what an unreadable request echoes: no request_id, no ids
 

@@ -1,4 +1,4 @@
-"""``python -m engine.healthcheck``: exits 0 when the local engine's standard gRPC health service
+"""``datasentinel-healthcheck``: exits 0 when the local engine's standard gRPC health service
 reports SERVING, 1 otherwise. For container health checks and scripts; reads the engine's own
 settings (ENGINE_PORT, ENGINE_TLS_*), so it needs no arguments where the engine needs none.
 
@@ -16,8 +16,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from engine.server import SERVICE_NAME
-from engine.settings import EngineSettings
+from datasentinel.engine.server import SERVICE_NAME
+from datasentinel.engine.settings import EngineSettings
 
 
 def check(target: str, timeout: float, credentials: grpc.ChannelCredentials | None = None) -> str:
@@ -53,7 +53,7 @@ def credentials(settings: EngineSettings) -> grpc.ChannelCredentials | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engine.healthcheck", description=__doc__)
+    parser = argparse.ArgumentParser(prog="datasentinel-healthcheck", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=None, help="default: ENGINE_PORT or 9000")
     parser.add_argument("--timeout", type=float, default=2.0)

@@ -4,7 +4,7 @@ abandoned connections. Plain grpc core channel arguments, built from the engine'
 
 from __future__ import annotations
 
-from engine.settings import EngineSettings
+from datasentinel.engine.settings import EngineSettings
 
 # grpc's own default for max_connection_age_grace is "infinite"; it is left unset for 0.
 _UNSET = 0

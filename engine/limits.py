@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from engine.errors import Overloaded
+from datasentinel.engine.errors import Overloaded
 
 # The transport accepts messages somewhat above the app's limit so that the engine, not gRPC,
 # answers a message between the two: as one failed request (RESOURCE_EXHAUSTED), while a stream

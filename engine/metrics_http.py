@@ -16,9 +16,9 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import prometheus_client
 
-from engine.errors import BindError
-from engine.security.auth import TokenFile
-from engine.settings import EngineSettings
+from datasentinel.engine.errors import BindError
+from datasentinel.engine.security.auth import TokenFile
+from datasentinel.engine.settings import EngineSettings
 
 log = logging.getLogger(__name__)
 

@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from datasentinel.engine import providers as prov
+from datasentinel.engine.errors import ModelLoadError
 from datasentinel.model_config import ConfigError, ModelConfig, load_config, sha256_file
-from engine import providers as prov
-from engine.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
 
-TRAIN_HINT = "run the trainer first: ./scripts/runTrainer.sh (python -m trainer --models-dir DIR)"
+TRAIN_HINT = "run the trainer first: ./scripts/runTrainer.sh (datasentinel-train --models-dir DIR)"
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import numpy as np
 
 from datasentinel import __version__
+from datasentinel.engine.errors import InvalidInput, ModelNotFound
+from datasentinel.engine.model import LoadedModel
+from datasentinel.engine.scoring import ScoreBatch, ScoredBatch
+from datasentinel.engine.tensors import FLOAT32_LE, float32_rows
+from datasentinel.engine.wire import Undecodable, check_decoded
 from datasentinel.oip import grpc_predict_v2_pb2 as oip
-from engine.errors import InvalidInput, ModelNotFound
-from engine.model import LoadedModel
-from engine.scoring import ScoreBatch, ScoredBatch
-from engine.tensors import FLOAT32_LE, float32_rows
-from engine.wire import Undecodable, check_decoded
 
 SERVER_NAME = "datasentinel"
 PLATFORM = "onnxruntime_onnx"

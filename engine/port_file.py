@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from engine.errors import EngineError
+from datasentinel.engine.errors import EngineError
 
 
 class PortFileError(EngineError):

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.errors import ProviderError
+from datasentinel.engine.errors import ProviderError
 
 log = logging.getLogger(__name__)
 

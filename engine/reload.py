@@ -14,11 +14,11 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from datasentinel.engine.errors import EngineError, ModelLoadError
+from datasentinel.engine.metrics import metrics
+from datasentinel.engine.model import LoadedModel, RuntimeOptions, load_model
+from datasentinel.engine.scoring import ScoringCore
 from datasentinel.model_config import CONFIG_FILENAME, MODEL_FILENAME, is_plain_file_name
-from engine.errors import EngineError, ModelLoadError
-from engine.metrics import metrics
-from engine.model import LoadedModel, RuntimeOptions, load_model
-from engine.scoring import ScoringCore
 
 log = logging.getLogger(__name__)
 

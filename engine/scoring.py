@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.batcher import GreedyBatcher
-from engine.errors import EngineError, InvalidInput, TooLarge
-from engine.limits import RowAdmission
-from engine.metrics import metrics
-from engine.model import LoadedModel, ModelOutput
+from datasentinel.engine.batcher import GreedyBatcher
+from datasentinel.engine.errors import EngineError, InvalidInput, TooLarge
+from datasentinel.engine.limits import RowAdmission
+from datasentinel.engine.metrics import metrics
+from datasentinel.engine.model import LoadedModel, ModelOutput
 
 
 @dataclass(frozen=True)

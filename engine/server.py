@@ -11,24 +11,24 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
+from datasentinel.engine import keepalive, wire
+from datasentinel.engine.errors import BindError, EngineError
+from datasentinel.engine.limits import server_options as limit_options
+from datasentinel.engine.metrics import metrics
+from datasentinel.engine.metrics_http import serve_metrics
+from datasentinel.engine.model import RuntimeOptions, load_model
+from datasentinel.engine.oip_servicer import InferenceServicer
+from datasentinel.engine.port_file import write_port_file
+from datasentinel.engine.providers import TensorRTOptions
+from datasentinel.engine.reload import ModelReloader
+from datasentinel.engine.scoring import Limits, ScoringCore
+from datasentinel.engine.security import add_port, auth_interceptors
+from datasentinel.engine.servicer import AnomalyScorerServicer
+from datasentinel.engine.settings import EngineSettings
 from datasentinel.oip import grpc_predict_v2_pb2 as oip
 from datasentinel.oip import grpc_predict_v2_pb2_grpc as oip_grpc
 from datasentinel.v1 import scoring_pb2 as pb
 from datasentinel.v1 import scoring_pb2_grpc as pb_grpc
-from engine import keepalive, wire
-from engine.errors import BindError, EngineError
-from engine.limits import server_options as limit_options
-from engine.metrics import metrics
-from engine.metrics_http import serve_metrics
-from engine.model import RuntimeOptions, load_model
-from engine.oip_servicer import InferenceServicer
-from engine.port_file import write_port_file
-from engine.providers import TensorRTOptions
-from engine.reload import ModelReloader
-from engine.scoring import Limits, ScoringCore
-from engine.security import add_port, auth_interceptors
-from engine.servicer import AnomalyScorerServicer
-from engine.settings import EngineSettings
 
 log = logging.getLogger(__name__)
 

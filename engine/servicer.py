@@ -6,12 +6,12 @@ from collections.abc import AsyncIterator
 
 import grpc
 
+from datasentinel.engine import converters
+from datasentinel.engine.scoring import ScoreBatch, ScoredBatch, ScoringCore
+from datasentinel.engine.status import abort_on_error
+from datasentinel.engine.streaming import answer_in_order, score_all
 from datasentinel.v1 import scoring_pb2 as pb
 from datasentinel.v1 import scoring_pb2_grpc as pb_grpc
-from engine import converters
-from engine.scoring import ScoreBatch, ScoredBatch, ScoringCore
-from engine.status import abort_on_error
-from engine.streaming import answer_in_order, score_all
 
 
 class AnomalyScorerServicer(pb_grpc.AnomalyScorerServicer):

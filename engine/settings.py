@@ -1,4 +1,4 @@
-"""Engine settings: one object, from flags (``python -m engine --help``) and environment."""
+"""Engine settings: one object, from flags (``datasentinel-engine --help``) and environment."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from datasentinel.cli import COMMAS
-from engine.providers import DEFAULT_PREFERENCE
+from datasentinel.engine.providers import DEFAULT_PREFERENCE
 
 
 class EngineSettings(BaseSettings):
@@ -20,7 +20,7 @@ class EngineSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ENGINE_",
         cli_kebab_case=True,
-        cli_prog_name="python -m engine",
+        cli_prog_name="datasentinel-engine",
         cli_implicit_flags=True,
         extra="ignore",
     )
@@ -185,18 +185,18 @@ class EngineSettings(BaseSettings):
     )
     healthcheck_ca_file: Path | None = Field(
         None,
-        description="python -m engine.healthcheck: CA to verify the engine's certificate; "
+        description="datasentinel-healthcheck: CA to verify the engine's certificate; "
         "default ENGINE_TLS_CERT_FILE itself (right for a self-signed certificate). "
         "Env: ENGINE_HEALTHCHECK_CA_FILE.",
     )
     healthcheck_cert_file: Path | None = Field(
         None,
-        description="python -m engine.healthcheck: client certificate for mutual TLS. "
+        description="datasentinel-healthcheck: client certificate for mutual TLS. "
         "Env: ENGINE_HEALTHCHECK_CERT_FILE.",
     )
     healthcheck_key_file: Path | None = Field(
         None,
-        description="python -m engine.healthcheck: key of that client certificate. "
+        description="datasentinel-healthcheck: key of that client certificate. "
         "Env: ENGINE_HEALTHCHECK_KEY_FILE.",
     )
     # --- Process and connection liveness (supervision of workers, keepalive, idle connections)

@@ -11,8 +11,8 @@ from typing import TypeVar
 
 import grpc
 
-from engine import errors
-from engine.metrics import metrics
+from datasentinel.engine import errors
+from datasentinel.engine.metrics import metrics
 
 log = logging.getLogger(__name__)
 

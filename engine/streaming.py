@@ -21,9 +21,9 @@ from typing import TypeVar
 
 import grpc
 
-from engine.metrics import metrics
-from engine.scoring import ScoreBatch, ScoredBatch, ScoringCore
-from engine.status import cancelled, status_for
+from datasentinel.engine.metrics import metrics
+from datasentinel.engine.scoring import ScoreBatch, ScoredBatch, ScoringCore
+from datasentinel.engine.status import cancelled, status_for
 
 Request = TypeVar("Request")
 Answer = TypeVar("Answer")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.errors import InvalidInput
+from datasentinel.engine.errors import InvalidInput
 
 FLOAT32_LE = np.dtype("<f4")
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import grpc
 
-from engine.errors import EngineError, InvalidInput, TooLarge
-from engine.status import reject
+from datasentinel.engine.errors import EngineError, InvalidInput, TooLarge
+from datasentinel.engine.status import reject
 
 
 class Undecodable:

@@ -24,17 +24,17 @@ from contextlib import contextmanager
 
 from prometheus_client import CollectorRegistry, multiprocess
 
-from engine.lifeline import Lifeline, arm_death_signal, supervisor_alive
-from engine.model import load_model
-from engine.server import (
+from datasentinel.engine.lifeline import Lifeline, arm_death_signal, supervisor_alive
+from datasentinel.engine.model import load_model
+from datasentinel.engine.server import (
     configure_logging,
     port_in_use,
     run_engine,
     runtime_options,
     serve_metrics,
 )
-from engine.settings import EngineSettings
-from engine.supervision import RestartBudget, Supervisor
+from datasentinel.engine.settings import EngineSettings
+from datasentinel.engine.supervision import RestartBudget, Supervisor
 
 log = logging.getLogger(__name__)
 

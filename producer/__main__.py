@@ -1,5 +1,5 @@
-"""``python -m producer``: see ``producer.cli.main``."""
+"""``datasentinel-produce``: see ``producer.cli.main``."""
 
-from producer.cli import main
+from datasentinel.producer.cli import main
 
 raise SystemExit(main())

@@ -10,11 +10,11 @@ from typing import TextIO
 
 import numpy as np
 
-from producer.client import ScoreStreamClient, open_channel
-from producer.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
-from producer.health import check_input, fetch_model_info, wait_until_serving
-from producer.ledger import Ledger, RowState
-from producer.report import (
+from datasentinel.producer.client import ScoreStreamClient, open_channel
+from datasentinel.producer.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from datasentinel.producer.health import check_input, fetch_model_info, wait_until_serving
+from datasentinel.producer.ledger import Ledger, RowState
+from datasentinel.producer.report import (
     LabelMetrics,
     RowPrinter,
     format_summary,
@@ -22,10 +22,10 @@ from producer.report import (
     use_color,
     write_csv,
 )
-from producer.retry import Recovery
-from producer.security import ClientSecurity
-from producer.settings import ProducerSettings
-from producer.sources import Source, open_source, paced
+from datasentinel.producer.retry import Recovery
+from datasentinel.producer.security import ClientSecurity
+from datasentinel.producer.settings import ProducerSettings
+from datasentinel.producer.sources import Source, open_source, paced
 
 log = logging.getLogger(__name__)
 

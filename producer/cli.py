@@ -6,11 +6,11 @@ import logging
 import sys
 
 from datasentinel.cli import UsageError, load_settings
-from producer.app import run
-from producer.errors import EXIT_INTERRUPTED, ProducerError
-from producer.settings import ProducerSettings
+from datasentinel.producer.app import run
+from datasentinel.producer.errors import EXIT_INTERRUPTED, ProducerError
+from datasentinel.producer.settings import ProducerSettings
 
-log = logging.getLogger("producer")
+log = logging.getLogger("datasentinel.producer")
 
 
 def main(argv: list[str] | None = None) -> int:

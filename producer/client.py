@@ -33,17 +33,17 @@ from dataclasses import dataclass
 import grpc
 import numpy as np
 
-from datasentinel.v1 import scoring_pb2, scoring_pb2_grpc
-from producer.errors import EngineNotReady
-from producer.ledger import Error, Ledger, Message, Outcome, Result
-from producer.retry import (
+from datasentinel.producer.errors import EngineNotReady
+from datasentinel.producer.ledger import Error, Ledger, Message, Outcome, Result
+from datasentinel.producer.retry import (
     RETRYABLE_ANSWER_CODES,
     RETRYABLE_STREAM_CODES,
     ProgressDeadline,
     Recovery,
 )
-from producer.security import ClientSecurity, secure_channel
-from producer.sources import Batch
+from datasentinel.producer.security import ClientSecurity, secure_channel
+from datasentinel.producer.sources import Batch
+from datasentinel.v1 import scoring_pb2, scoring_pb2_grpc
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from producer.errors import SourceError
+from datasentinel.producer.errors import SourceError
 
 # pandas' default missing-value markers, so files read the same as they did with pandas.
 MISSING = frozenset(

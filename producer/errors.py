@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-# Exit codes of ``python -m producer`` (also listed in producer/README.md).
+# Exit codes of ``datasentinel-produce`` (also listed in producer/README.md).
 EXIT_OK = 0  # every vector was answered with a result
 EXIT_FAILED = 1  # some vectors failed or went unanswered, or the engine broke the protocol
 EXIT_USAGE = 2  # bad settings or input: unreadable CSV, width not matching the model

@@ -9,9 +9,9 @@ from collections.abc import Callable
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from datasentinel.producer.errors import EngineNotReady, InputMismatch
+from datasentinel.producer.sources import Source
 from datasentinel.v1 import scoring_pb2, scoring_pb2_grpc
-from producer.errors import EngineNotReady, InputMismatch
-from producer.sources import Source
 
 log = logging.getLogger(__name__)
 

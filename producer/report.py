@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
-from producer import metrics
-from producer.ledger import Outcome, RowState
-from producer.settings import Show
+from datasentinel.producer import metrics
+from datasentinel.producer.ledger import Outcome, RowState
+from datasentinel.producer.settings import Show
 
 if TYPE_CHECKING:
-    from producer.app import RunResult
+    from datasentinel.producer.app import RunResult
 
 ANOMALY_MARK = "!! ANOMALY"
 FAILED_MARK = "!! FAILED"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import grpc
 
-from producer.errors import EXIT_USAGE, ProducerError
+from datasentinel.producer.errors import EXIT_USAGE, ProducerError
 
 
 class SecurityFileError(ProducerError):

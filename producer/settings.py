@@ -23,7 +23,7 @@ class ProducerSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PRODUCER_",
         cli_kebab_case=True,
-        cli_prog_name="python -m producer",
+        cli_prog_name="datasentinel-produce",
         cli_implicit_flags=True,
         extra="ignore",
     )

@@ -15,8 +15,8 @@ from typing import NamedTuple
 import numpy as np
 
 from datasentinel import synthetic
-from producer.csv_input import CsvTable, read_table, read_table_by_rows
-from producer.errors import SourceError
+from datasentinel.producer.csv_input import CsvTable, read_table, read_table_by_rows
+from datasentinel.producer.errors import SourceError
 
 
 class Batch(NamedTuple):

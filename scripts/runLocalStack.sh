@@ -17,7 +17,7 @@ engine_host="${ENGINE_HOST:-127.0.0.1}"
 
 if [ ! -f "$MODELS_DIR/config.json" ] || [ ! -f "$MODELS_DIR/model.onnx" ]; then
   echo "== no model in $MODELS_DIR: training on the built-in synthetic data"
-  python -m trainer --models-dir "$MODELS_DIR"
+  python -m datasentinel.trainer --models-dir "$MODELS_DIR"
 else
   echo "== using the model in $MODELS_DIR (delete it to retrain)"
 fi
@@ -39,7 +39,7 @@ if [ "$engine_port" = 0 ]; then
 else
   echo "== starting the engine on port $engine_port"
 fi
-python -m engine --models-dir "$MODELS_DIR" --port "$engine_port" --port-file "$port_file" &
+python -m datasentinel.engine --models-dir "$MODELS_DIR" --port "$engine_port" --port-file "$port_file" &
 engine_pid=$!
 
 # The engine writes the port file once it is SERVING. Until then, watch that it is still alive:
@@ -66,7 +66,7 @@ engine_port="$(cat "$port_file")"
 
 echo "== streaming to the engine at $engine_host:$engine_port"
 status=0
-python -m producer --engine-host "$engine_host" --engine-port "$engine_port" "$@" || status=$?
+python -m datasentinel.producer --engine-host "$engine_host" --engine-port "$engine_port" "$@" || status=$?
 if ! kill -0 "$engine_pid" 2>/dev/null; then
   wait "$engine_pid" || echo "error: the engine exited early (see its log above)" >&2
   engine_pid=""

@@ -134,7 +134,7 @@ def tiny_model(tmp_path: Path) -> TinyModel:
 
 @dataclass
 class EngineProcess:
-    """A real ``python -m engine`` child process; its log is collected line by line."""
+    """A real ``datasentinel-engine`` child process; its log is collected line by line."""
 
     process: subprocess.Popen
     port: int = 0
@@ -162,7 +162,7 @@ class EngineProcess:
 
 
 def engine_command(models_dir: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "engine", "--models-dir", str(models_dir), *args]
+    return [sys.executable, "-m", "datasentinel.engine", "--models-dir", str(models_dir), *args]
 
 
 def spawn_engine(

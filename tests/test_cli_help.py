@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from datasentinel.cli import load_settings
-from engine.settings import EngineSettings
+from datasentinel.engine.settings import EngineSettings
+from datasentinel.trainer.settings import TrainerSettings
 from tests.conftest import REPO
-from trainer.settings import TrainerSettings
 
 # What pydantic-settings shows by default: {Path,null}, {list[int],null}, list[str], (default: null)
 PYTHON_TYPES = ("{", "null", "list[", "Path", "str]", " str ", " int ", " float ")

@@ -3,10 +3,10 @@ counting the header and any blank lines (what an editor shows)."""
 
 import pytest
 
-from producer.errors import SourceError
-from producer.sources import csv_source
-from trainer.data import read_csv
-from trainer.errors import DataError
+from datasentinel.producer.errors import SourceError
+from datasentinel.producer.sources import csv_source
+from datasentinel.trainer.data import read_csv
+from datasentinel.trainer.errors import DataError
 
 HEADER = "a,b,c,label"
 ROWS = [f"{i},{i + 1},{i + 2},0" for i in range(30)]

@@ -48,10 +48,10 @@ def test_producer_reads_csv_scores_and_writes_output_without_pandas_or_scikit_le
 import sys, types
 from pathlib import Path
 import numpy as np
-import producer.cli  # everything `python -m producer` imports
-from producer.ledger import RowState
-from producer.report import label_metrics, write_csv
-from producer.sources import csv_source
+import datasentinel.producer.cli  # everything `datasentinel-produce` imports
+from datasentinel.producer.ledger import RowState
+from datasentinel.producer.report import label_metrics, write_csv
+from datasentinel.producer.sources import csv_source
 
 folder = Path(sys.argv[1])
 (folder / "in.csv").write_text("a,b,y\\n1,2,0\\n3,4,1\\n5,6,1\\n")

@@ -1,3 +1,3 @@
-from trainer.cli import main
+from datasentinel.trainer.cli import main
 
 raise SystemExit(main())

@@ -20,8 +20,8 @@ from datasentinel.model_config import (
     save_config,
     write_atomic,
 )
-from trainer.export import OPSET
-from trainer.model import ScoringGraph
+from datasentinel.trainer.export import OPSET
+from datasentinel.trainer.model import ScoringGraph
 
 
 def build_config(

@@ -1,4 +1,4 @@
-"""``python -m trainer``: a thin shell over ``train_and_export``."""
+"""``datasentinel-train``: a thin shell over ``train_and_export``."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import logging
 from collections.abc import Sequence
 
 from datasentinel.cli import UsageError, load_settings
-from trainer.errors import TrainerError
-from trainer.pipeline import train_and_export
-from trainer.settings import TrainerSettings
-from trainer.summary import format_summary
+from datasentinel.trainer.errors import TrainerError
+from datasentinel.trainer.pipeline import train_and_export
+from datasentinel.trainer.settings import TrainerSettings
+from datasentinel.trainer.summary import format_summary
 
-log = logging.getLogger("trainer")
+log = logging.getLogger("datasentinel.trainer")
 
 EXIT_USAGE = 2
 

@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from trainer.errors import DataError
+from datasentinel.trainer.errors import DataError
 
 HeaderMode = Literal["auto", "yes", "no"]
 # Separators people save "CSV" with instead of commas (spreadsheets in many locales, TSV).

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 
 from datasentinel import synthetic
-from trainer.csv_file import HeaderMode, data_line, read_frame
-from trainer.errors import DataError
-from trainer.model import fit_standardisation
-from trainer.settings import TrainerSettings
+from datasentinel.trainer.csv_file import HeaderMode, data_line, read_frame
+from datasentinel.trainer.errors import DataError
+from datasentinel.trainer.model import fit_standardisation
+from datasentinel.trainer.settings import TrainerSettings
 
 log = logging.getLogger(__name__)
 

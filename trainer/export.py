@@ -20,9 +20,9 @@ from datasentinel.model_config import (
     MODEL_FILENAME,
     SCORE_OUTPUT,
 )
-from trainer.errors import ExportError
-from trainer.fused import serving_graph
-from trainer.model import ScoringGraph
+from datasentinel.trainer.errors import ExportError
+from datasentinel.trainer.fused import serving_graph
+from datasentinel.trainer.model import ScoringGraph
 
 log = logging.getLogger(__name__)
 

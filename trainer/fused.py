@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from trainer.model import ERROR_KNEE, EnsembleLinear, ScoringGraph
+from datasentinel.trainer.model import ERROR_KNEE, EnsembleLinear, ScoringGraph
 
 # Zero weights the block-diagonal layout may add before the batched layout is kept instead.
 MAX_ADDED_ZEROS = 32_768

@@ -10,14 +10,19 @@ import numpy as np
 import torch
 
 from datasentinel.model_config import ModelConfig, TrainingSummary
-from trainer.artifacts import build_config, write_artifacts
-from trainer.data import Dataset, Split, load_dataset, split_dataset
-from trainer.evaluation import Evaluation, evaluate, threshold_at
-from trainer.export import export_onnx
-from trainer.model import ScoringGraph, build_scoring_graph, calibrate_members, score_rows
-from trainer.plots import write_plots
-from trainer.settings import TrainerSettings
-from trainer.training import History, fit
+from datasentinel.trainer.artifacts import build_config, write_artifacts
+from datasentinel.trainer.data import Dataset, Split, load_dataset, split_dataset
+from datasentinel.trainer.evaluation import Evaluation, evaluate, threshold_at
+from datasentinel.trainer.export import export_onnx
+from datasentinel.trainer.model import (
+    ScoringGraph,
+    build_scoring_graph,
+    calibrate_members,
+    score_rows,
+)
+from datasentinel.trainer.plots import write_plots
+from datasentinel.trainer.settings import TrainerSettings
+from datasentinel.trainer.training import History, fit
 
 log = logging.getLogger(__name__)
 

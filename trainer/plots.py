@@ -9,7 +9,7 @@ import numpy as np
 # Figure without pyplot renders through the Agg canvas: no display, no global figure state.
 from matplotlib.figure import Figure
 
-from trainer.training import History
+from datasentinel.trainer.training import History
 
 LOSS_PLOT = "training_loss.png"
 SCORES_PLOT = "validation_scores.png"

@@ -17,7 +17,7 @@ class TrainerSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TRAINER_",
         cli_kebab_case=True,
-        cli_prog_name="python -m trainer",
+        cli_prog_name="datasentinel-train",
         cli_implicit_flags=True,
         extra="ignore",
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trainer.pipeline import TrainingResult
+from datasentinel.trainer.pipeline import TrainingResult
 
 
 def format_summary(result: TrainingResult) -> str:

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from trainer.errors import TrainingError
-from trainer.model import ScoringGraph, in_chunks, member_errors, reconstruction_errors
-from trainer.progress import Progress
-from trainer.settings import TrainerSettings
+from datasentinel.trainer.errors import TrainingError
+from datasentinel.trainer.model import ScoringGraph, in_chunks, member_errors, reconstruction_errors
+from datasentinel.trainer.progress import Progress
+from datasentinel.trainer.settings import TrainerSettings
 
 log = logging.getLogger(__name__)
 

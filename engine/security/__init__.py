@@ -5,9 +5,9 @@
 - ``policy``: the start-up check that warns about (or refuses) an engine open to the network.
 """
 
-from engine.security.auth import BearerTokenInterceptor, TokenFile, auth_interceptors
-from engine.security.policy import SecurityConfigError, check_security
-from engine.security.tls import add_port, server_credentials
+from datasentinel.engine.security.auth import BearerTokenInterceptor, TokenFile, auth_interceptors
+from datasentinel.engine.security.policy import SecurityConfigError, check_security
+from datasentinel.engine.security.tls import add_port, server_credentials
 
 __all__ = [
     "BearerTokenInterceptor",

@@ -7,10 +7,10 @@ import ipaddress
 import logging
 import socket
 
-from engine.errors import EngineError
-from engine.security.auth import token_file
-from engine.security.tls import server_credentials
-from engine.settings import EngineSettings
+from datasentinel.engine.errors import EngineError
+from datasentinel.engine.security.auth import token_file
+from datasentinel.engine.security.tls import server_credentials
+from datasentinel.engine.settings import EngineSettings
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import grpc
 
-from engine.errors import EngineError
-from engine.settings import EngineSettings
+from datasentinel.engine.errors import EngineError
+from datasentinel.engine.settings import EngineSettings
 
 log = logging.getLogger(__name__)
 

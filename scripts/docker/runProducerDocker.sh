@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Streams vectors to the running engine container. Args go to the producer (python -m producer),
+# Streams vectors to the running engine container. Args go to the producer (python -m datasentinel.producer),
 # e.g. --count 100000 --batch-size 512.
 source "$(dirname "$0")/lib.sh"
 require_docker

@@ -269,7 +269,7 @@ def test_health_turns_not_serving_on_sigterm(tiny_model, start_engine):
 
 def test_container_healthcheck_command_follows_serving(served):
     engine = served[1]
-    probe = [sys.executable, "-m", "engine.healthcheck", "--port"]
+    probe = [sys.executable, "-m", "datasentinel.engine.healthcheck", "--port"]
     ok = subprocess.run([*probe, str(engine.port)], capture_output=True, text=True, timeout=30)
     assert ok.returncode == 0 and "SERVING" in ok.stdout
     with socket.socket() as closed:

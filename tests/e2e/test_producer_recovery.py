@@ -1,4 +1,4 @@
-"""The producer survives its engine, with real processes: ``python -m producer`` streams 200k
+"""The producer survives its engine, with real processes: ``datasentinel-produce`` streams 200k
 vectors while the engine is killed (SIGKILL), stopped (SIGTERM) or a worker of it is killed, and
 finishes with every id answered exactly once; against an engine that reports SERVING and never
 answers it exits 1 within its bounds instead of hanging.
@@ -44,10 +44,10 @@ def models(tmp_path_factory) -> Path:
 
 
 class Producer:
-    """``python -m producer`` as a child process, its stderr (the log) collected live."""
+    """``datasentinel-produce`` as a child process, its stderr (the log) collected live."""
 
     def __init__(self, port: int, output: Path, *flags: str) -> None:
-        argv = [sys.executable, "-m", "producer", "--engine-host", "127.0.0.1"]
+        argv = [sys.executable, "-m", "datasentinel.producer", "--engine-host", "127.0.0.1"]
         argv += ["--engine-port", str(port), "--count", str(COUNT), "--batch-size", "64"]
         argv += ["--show", "none", "--output", str(output), "--ready-timeout", "30", *flags]
         self.process = subprocess.Popen(

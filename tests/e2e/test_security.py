@@ -18,11 +18,11 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from datasentinel.engine import healthcheck
 from datasentinel.oip import grpc_predict_v2_pb2 as oip
 from datasentinel.oip import grpc_predict_v2_pb2_grpc as oip_grpc
 from datasentinel.v1 import scoring_pb2 as pb
 from datasentinel.v1 import scoring_pb2_grpc as pb_grpc
-from engine import healthcheck
 from tests.conftest import SERVICE, build_tiny_model
 from tests.pki import PKI, make_pki
 
@@ -201,9 +201,9 @@ def test_metrics_on_their_own_address_require_the_token(secured):
 
 
 def test_producer_streams_with_tls_and_token_and_is_refused_without(secured, pki, tmp_path):
-    from producer.app import run
-    from producer.errors import EngineNotReady
-    from producer.settings import ProducerSettings
+    from datasentinel.producer.app import run
+    from datasentinel.producer.errors import EngineNotReady
+    from datasentinel.producer.settings import ProducerSettings
 
     token_file = tmp_path / "token"
     token_file.write_text(f"{TOKEN}\n")

@@ -14,7 +14,7 @@ import grpc
 import prometheus_client
 import pytest
 
-from engine.security.auth import (
+from datasentinel.engine.security.auth import (
     UNAUTHENTICATED_MESSAGE,
     TokenFile,
     TokenFileError,
@@ -22,14 +22,14 @@ from engine.security.auth import (
     bearer_token,
     parse_tokens,
 )
-from engine.security.policy import (
+from datasentinel.engine.security.policy import (
     SecurityConfigError,
     check_security,
     exposure_problems,
     is_loopback,
 )
-from engine.security.tls import CertificateFiles, TLSConfigError
-from engine.settings import EngineSettings
+from datasentinel.engine.security.tls import CertificateFiles, TLSConfigError
+from datasentinel.engine.settings import EngineSettings
 from tests.pki import PKI, make_pki
 
 
@@ -179,7 +179,7 @@ def test_certificate_files_are_reread_only_when_they_change(pki, tmp_path):
 
 @pytest.fixture
 def metrics_server(tmp_path):
-    from engine.metrics_http import serve_metrics
+    from datasentinel.engine.metrics_http import serve_metrics
 
     tokens = tmp_path / "tokens"
     tokens.write_text("metrics-token\n")

@@ -6,9 +6,9 @@ import threading
 import numpy as np
 import pytest
 
-from engine.batcher import GreedyBatcher
-from engine.errors import Overloaded, Unavailable
-from engine.model import ModelOutput
+from datasentinel.engine.batcher import GreedyBatcher
+from datasentinel.engine.errors import Overloaded, Unavailable
+from datasentinel.engine.model import ModelOutput
 
 
 class RecordingModel:

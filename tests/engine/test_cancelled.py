@@ -7,9 +7,9 @@ import asyncio
 
 import pytest
 
-from engine.metrics import metrics
-from engine.status import outcome
-from engine.streaming import answer_in_order
+from datasentinel.engine.metrics import metrics
+from datasentinel.engine.status import outcome
+from datasentinel.engine.streaming import answer_in_order
 
 
 def cancelled_count(rpc: str) -> float:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from datasentinel.engine import converters
+from datasentinel.engine.scoring import ScoredBatch
 from datasentinel.v1 import scoring_pb2 as pb
-from engine import converters
-from engine.scoring import ScoredBatch
 
 
 def _request(ids: list[int], dim: int = 3, request_id: str = "", floats: bool = False):

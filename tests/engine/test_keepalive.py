@@ -1,7 +1,7 @@
 """The engine's liveness settings become grpc core channel arguments."""
 
-from engine.keepalive import server_options
-from engine.settings import EngineSettings
+from datasentinel.engine.keepalive import server_options
+from datasentinel.engine.settings import EngineSettings
 
 
 def test_defaults_ping_clients_and_reclaim_idle_connections():

@@ -8,10 +8,10 @@ import asyncio
 import numpy as np
 import pytest
 
-from engine.errors import Overloaded
-from engine.limits import RowAdmission, server_options, transport_receive_limit
-from engine.model import RuntimeOptions, load_model
-from engine.scoring import Limits, ScoreBatch, ScoringCore
+from datasentinel.engine.errors import Overloaded
+from datasentinel.engine.limits import RowAdmission, server_options, transport_receive_limit
+from datasentinel.engine.model import RuntimeOptions, load_model
+from datasentinel.engine.scoring import Limits, ScoreBatch, ScoringCore
 
 
 async def test_admit_refuses_past_the_limit_and_admits_after_release():

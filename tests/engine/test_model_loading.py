@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
+from datasentinel.engine.errors import ModelLoadError
+from datasentinel.engine.model import RuntimeOptions, load_model
 from datasentinel.model_config import CONFIG_FILENAME, MODEL_FILENAME, sha256_file
-from engine.errors import ModelLoadError
-from engine.model import RuntimeOptions, load_model
 
 CPU_ONLY = RuntimeOptions(providers=("CPUExecutionProvider",))
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from engine.errors import EngineError
-from engine.port_file import write_port_file
+from datasentinel.engine.errors import EngineError
+from datasentinel.engine.port_file import write_port_file
 
 
 def test_writes_the_port_and_leaves_no_temporary_file(tmp_path):

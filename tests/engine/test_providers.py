@@ -4,8 +4,8 @@ import logging
 
 import pytest
 
-from engine.errors import ProviderError
-from engine.providers import (
+from datasentinel.engine.errors import ProviderError
+from datasentinel.engine.providers import (
     CPU,
     CUDA,
     DEFAULT_PREFERENCE,

@@ -7,10 +7,10 @@ import shutil
 import numpy as np
 import pytest
 
+from datasentinel.engine.model import RuntimeOptions, load_model
+from datasentinel.engine.reload import ModelReloader
+from datasentinel.engine.scoring import ScoreBatch, ScoringCore
 from datasentinel.model_config import CONFIG_FILENAME, MODEL_FILENAME, sha256_file
-from engine.model import RuntimeOptions, load_model
-from engine.reload import ModelReloader
-from engine.scoring import ScoreBatch, ScoringCore
 from tests.conftest import build_tiny_model
 
 CPU = RuntimeOptions(providers=("CPUExecutionProvider",))

@@ -8,10 +8,10 @@ import asyncio
 import numpy as np
 import pytest
 
-from engine.errors import InvalidInput, TooLarge
-from engine.model import RuntimeOptions, load_model
-from engine.scoring import Limits, ScoreBatch, ScoringCore
-from engine.streaming import answer_in_order
+from datasentinel.engine.errors import InvalidInput, TooLarge
+from datasentinel.engine.model import RuntimeOptions, load_model
+from datasentinel.engine.scoring import Limits, ScoreBatch, ScoringCore
+from datasentinel.engine.streaming import answer_in_order
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ import asyncio
 import os
 import signal
 
-from engine.lifeline import DEATH_SIGNAL, Lifeline
-from engine.supervision import RestartBudget, describe_exit
+from datasentinel.engine.lifeline import DEATH_SIGNAL, Lifeline
+from datasentinel.engine.supervision import RestartBudget, describe_exit
 
 
 class Clock:

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from engine.errors import InvalidInput, TooLarge
-from engine.model import RuntimeOptions, load_model
-from engine.scoring import Limits, ScoreBatch, ScoringCore
+from datasentinel.engine.errors import InvalidInput, TooLarge
+from datasentinel.engine.model import RuntimeOptions, load_model
+from datasentinel.engine.scoring import Limits, ScoreBatch, ScoringCore
 
 
 @pytest.fixture

@@ -23,8 +23,8 @@ import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from datasentinel import synthetic
+from datasentinel.producer.settings import ProducerSettings
 from datasentinel.v1 import scoring_pb2, scoring_pb2_grpc
-from producer.settings import ProducerSettings
 
 SERVICE = "datasentinel.v1.AnomalyScorer"
 SERVING = health_pb2.HealthCheckResponse.SERVING

@@ -1,8 +1,8 @@
 import numpy as np
 
-from producer.client import ScoreStreamClient, open_channel
-from producer.ledger import Ledger, RowState
-from producer.sources import synthetic_source
+from datasentinel.producer.client import ScoreStreamClient, open_channel
+from datasentinel.producer.ledger import Ledger, RowState
+from datasentinel.producer.sources import synthetic_source
 
 
 def test_ctrl_c_cancels_the_stream_and_fails_what_is_left(engine):

@@ -1,6 +1,6 @@
 import numpy as np
 
-from producer.ledger import Error, Ledger, Result, RowState
+from datasentinel.producer.ledger import Error, Ledger, Result, RowState
 
 
 def ids(*values: int) -> np.ndarray:

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from producer.cli import main
+from datasentinel.producer.cli import main
 
 
 def test_waits_for_serving_then_streams(start_engine, args_for):

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 
 from datasentinel import synthetic
-from producer.app import run
-from producer.cli import main
-from producer.report import ANOMALY_MARK
+from datasentinel.producer.app import run
+from datasentinel.producer.cli import main
+from datasentinel.producer.report import ANOMALY_MARK
 
 
 def fake_scores(vectors: np.ndarray) -> np.ndarray:  # as the fake engine scores

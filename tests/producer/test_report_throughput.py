@@ -2,9 +2,9 @@
 
 import pytest
 
-from producer.app import RunResult
-from producer.ledger import Ledger, RowState
-from producer.report import format_summary
+from datasentinel.producer.app import RunResult
+from datasentinel.producer.ledger import Ledger, RowState
+from datasentinel.producer.report import format_summary
 
 
 def finished_run(rows: int, messages: int, seconds: float) -> RunResult:

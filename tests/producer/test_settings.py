@@ -1,7 +1,7 @@
 from pydantic_settings import CliApp
 
-from producer.cli import main
-from producer.settings import ProducerSettings, Show
+from datasentinel.producer.cli import main
+from datasentinel.producer.settings import ProducerSettings, Show
 
 
 def parse(argv: list[str]) -> ProducerSettings:

@@ -7,9 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from producer import csv_input
-from producer.errors import SourceError
-from producer.sources import Batch, csv_source, paced, synthetic_source
+from datasentinel.producer import csv_input
+from datasentinel.producer.errors import SourceError
+from datasentinel.producer.sources import Batch, csv_source, paced, synthetic_source
 
 
 def test_synthetic_batches_cover_every_row_once_in_order():

@@ -2,8 +2,8 @@ from collections import Counter
 
 import numpy as np
 
-from producer.app import run
-from producer.ledger import RowState
+from datasentinel.producer.app import run
+from datasentinel.producer.ledger import RowState
 
 
 def test_every_id_is_sent_and_answered_exactly_once(engine, settings_for):

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from trainer.pipeline import TrainingResult, train_and_export
-from trainer.settings import TrainerSettings
+from datasentinel.trainer.pipeline import TrainingResult, train_and_export
+from datasentinel.trainer.settings import TrainerSettings
 
 # Small and quiet: every run in this suite should take a second or two.
 QUICK = {"synthetic_rows": 1500, "epochs": 10, "patience": 5, "progress": False, "plots": False}

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from datasentinel.model_config import load_config
-from trainer.cli import main
+from datasentinel.trainer.cli import main
 
 NAMES = ["f0", "f1", "f2", "f3"]
 FAST = ["--epochs", "1", "--ensemble-size", "1", "--no-plots", "--no-progress"]

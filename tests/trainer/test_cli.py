@@ -2,8 +2,8 @@ from pathlib import Path
 
 from pydantic_settings import CliApp
 
-from trainer.cli import main
-from trainer.settings import TrainerSettings
+from datasentinel.trainer.cli import main
+from datasentinel.trainer.settings import TrainerSettings
 
 
 def test_flags_parse_into_settings():

@@ -6,10 +6,10 @@ import pytest
 
 from datasentinel import synthetic
 from datasentinel.model_config import load_config
-from trainer.cli import main
-from trainer.data import read_csv
-from trainer.errors import DataError
-from trainer.pipeline import train_and_export
+from datasentinel.trainer.cli import main
+from datasentinel.trainer.data import read_csv
+from datasentinel.trainer.errors import DataError
+from datasentinel.trainer.pipeline import train_and_export
 
 LABEL = "is_anomaly"
 

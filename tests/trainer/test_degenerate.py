@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trainer.cli import main
-from trainer.model import MIN_MEMBER_SCALE
-from trainer.pipeline import train_and_export
+from datasentinel.trainer.cli import main
+from datasentinel.trainer.model import MIN_MEMBER_SCALE
+from datasentinel.trainer.pipeline import train_and_export
 
 SEEDS = [0, 1, 2, 3]
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from datasentinel.model_config import FEATURE_ERRORS_OUTPUT, INPUT_NAME, SCORE_OUTPUT
-from trainer import export
-from trainer.errors import ExportError
-from trainer.model import build_scoring_graph
+from datasentinel.trainer import export
+from datasentinel.trainer.errors import ExportError
+from datasentinel.trainer.model import build_scoring_graph
 
 
 def _fresh_rows(result, n_rows: int, seed: int = 1) -> np.ndarray:

@@ -5,9 +5,9 @@ import onnx
 import pytest
 import torch
 
-from trainer import export
-from trainer.fused import FusedScoringGraph, serving_graph
-from trainer.model import build_scoring_graph
+from datasentinel.trainer import export
+from datasentinel.trainer.fused import FusedScoringGraph, serving_graph
+from datasentinel.trainer.model import build_scoring_graph
 
 
 def _graph(dim: int, hidden, latent, members: int, seed: int = 0):

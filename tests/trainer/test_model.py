@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from trainer.model import (
+from datasentinel.trainer.model import (
     ERROR_KNEE,
     build_scoring_graph,
     default_hidden_dims,

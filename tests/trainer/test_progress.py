@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from trainer import model
-from trainer.data import split_dataset, synthetic_dataset
-from trainer.model import build_scoring_graph, calibrate_members, score_rows
-from trainer.progress import Progress
-from trainer.training import fit
+from datasentinel.trainer import model
+from datasentinel.trainer.data import split_dataset, synthetic_dataset
+from datasentinel.trainer.model import build_scoring_graph, calibrate_members, score_rows
+from datasentinel.trainer.progress import Progress
+from datasentinel.trainer.training import fit
 
 
 class FakeClock:
@@ -23,7 +23,7 @@ class FakeClock:
 
 
 def _lines(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "trainer.progress"]
+    return [r.getMessage() for r in caplog.records if r.name == "datasentinel.trainer.progress"]
 
 
 def test_first_epoch_is_logged_with_its_time_when_not_on_a_terminal(quick_settings, caplog):

@@ -1,4 +1,4 @@
-from trainer.pipeline import train_and_export
+from datasentinel.trainer.pipeline import train_and_export
 
 
 def test_synthetic_run_separates_anomalies(quick_settings):

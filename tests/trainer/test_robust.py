@@ -10,17 +10,17 @@ from sklearn.metrics import roc_auc_score
 
 from datasentinel.model_config import FEATURE_ERRORS_OUTPUT, INPUT_NAME, SCORE_OUTPUT
 from datasentinel.synthetic import generate
-from trainer import export
-from trainer.data import read_csv, split_dataset
-from trainer.model import (
+from datasentinel.trainer import export
+from datasentinel.trainer.data import read_csv, split_dataset
+from datasentinel.trainer.model import (
     build_scoring_graph,
     fit_standardisation,
     member_errors,
     score_rows,
     soften,
 )
-from trainer.pipeline import train_and_export
-from trainer.training import fit, trimmed_mean
+from datasentinel.trainer.pipeline import train_and_export
+from datasentinel.trainer.training import fit, trimmed_mean
 
 THYROID = Path(__file__).resolve().parents[3] / "shared" / "data" / "odds" / "thyroid.csv"
 

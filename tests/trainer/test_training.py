@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from trainer.data import split_dataset, synthetic_dataset
-from trainer.model import build_scoring_graph, score_rows
-from trainer.training import fit, trimmed_mean
+from datasentinel.trainer.data import split_dataset, synthetic_dataset
+from datasentinel.trainer.model import build_scoring_graph, score_rows
+from datasentinel.trainer.training import fit, trimmed_mean
 
 
 @pytest.fixture
