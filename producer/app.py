@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TextIO
 
 import numpy as np
 
-from datasentinel.producer.client import ScoreStreamClient, open_channel
+from datasentinel.producer.client import Numbering, ScoreStreamClient, open_channel
 from datasentinel.producer.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from datasentinel.producer.fanout import FanOut
 from datasentinel.producer.health import check_input, fetch_model_info, wait_until_serving
 from datasentinel.producer.ledger import Ledger, RowState
 from datasentinel.producer.report import (
@@ -136,16 +138,19 @@ def run(settings: ProducerSettings, out: TextIO | None = None) -> RunResult:
     source = open_source(settings.csv, settings.label_column, settings.count, settings.seed)
     target = settings.target
     log.info("input: %s, %d features per vector", source.description, source.width)
-    with open_channel(target, ClientSecurity.from_settings(settings)) as channel:
+    balanced = settings.engine_target is not None
+    with open_channel(target, ClientSecurity.from_settings(settings), balanced=balanced) as channel:
         wait_until_serving(channel, target, settings.ready_timeout)
         info = fetch_model_info(channel, target)
         batch_size = check_input(info, source, settings.batch_size)
         log.info(
-            "streaming to %s (model %s) in messages of %d vectors, at most %d in flight",
+            "streaming to %s (model %s) in messages of %d vectors, at most %d in flight "
+            "per stream, %d stream(s)",
             target,
             info.model_version,
             batch_size,
             settings.max_in_flight,
+            settings.streams,
         )
         ledger, client = _stream(channel, target, source, settings, batch_size, out)
     result = RunResult(
@@ -180,14 +185,33 @@ def _stream(
     ledger = Ledger(source.n_rows)
     printer = RowPrinter(out, settings.show, source.labels, source.n_rows, use_color(out))
     recovery = Recovery(settings.max_retry_seconds, settings.answer_timeout)
-    client = ScoreStreamClient(
-        channel,
-        ledger,
-        settings.max_in_flight,
-        on_outcome=printer,
-        recovery=recovery,
-        wait_ready=lambda timeout: wait_until_serving(channel, target, timeout),
-    )
+    shared = settings.streams > 1
+    numbering = Numbering()
+    clients = [
+        ScoreStreamClient(
+            channel,
+            ledger,
+            settings.max_in_flight,
+            on_outcome=_locked(printer) if shared else printer,
+            recovery=recovery,
+            wait_ready=lambda timeout: wait_until_serving(channel, target, timeout),
+            numbering=numbering,
+            close_ledger=not shared,
+        )
+        for _ in range(settings.streams)
+    ]
+    client = FanOut(clients, ledger) if shared else clients[0]
     batches = paced(source.batches(batch_size), settings.rate, sleep=client.stopped.wait)
     client.run(batches)
     return ledger, client
+
+
+def _locked(callback):
+    """``callback`` called by one thread at a time (the printer writes lines and counts rows)."""
+    lock = threading.Lock()
+
+    def call(*args):
+        with lock:
+            return callback(*args)
+
+    return call

@@ -22,13 +22,14 @@ fails with the reason.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 import numpy as np
@@ -67,9 +68,19 @@ _STATUS_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
 _END = object()
 
 
-def open_channel(target: str, security: ClientSecurity | None = None) -> grpc.Channel:
-    """A channel to the engine, with TLS and the bearer token when ``security`` says so."""
-    return secure_channel(target, CHANNEL_OPTIONS, security)
+# With several replicas behind one target: a connection to each, and each new call (stream) to
+# the next ready one; replicas refusing connections are skipped until they listen. (gRPC's
+# default, pick_first, would send every stream to the first address that answers.)
+BALANCED_OPTIONS = [("grpc.lb_policy_name", "round_robin")]
+
+
+def open_channel(
+    target: str, security: ClientSecurity | None = None, *, balanced: bool = False
+) -> grpc.Channel:
+    """A channel to the engine, with TLS and the bearer token when ``security`` says so;
+    ``balanced``: round_robin over every address the target resolves to."""
+    options = CHANNEL_OPTIONS + BALANCED_OPTIONS if balanced else CHANNEL_OPTIONS
+    return secure_channel(target, options, security)
 
 
 def to_request(request_id: str, batch: Batch) -> scoring_pb2.ScoreRequest:
@@ -109,6 +120,16 @@ def describe_rpc_error(error: grpc.RpcError) -> str:
     code = error.code() if hasattr(error, "code") else None
     details = error.details() if hasattr(error, "details") else str(error)
     return f"{code.name if code else 'UNKNOWN'}: {details}"
+
+
+@dataclass(frozen=True)
+class Numbering:
+    """Request and stream numbers, unique across the clients that share one ledger (the ledger
+    keys unanswered messages by stream; request_id is the request number). ``next`` on an
+    itertools.count is atomic under the GIL, so threads may share it."""
+
+    requests: Iterator[int] = field(default_factory=itertools.count)
+    streams: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
 
 @dataclass(eq=False)
@@ -179,9 +200,15 @@ class ScoreStreamClient:
         wait_ready: Callable[[float], None] | None = None,
         sleep: Callable[[float], object] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        numbering: Numbering | None = None,
+        close_ledger: bool = True,
     ) -> None:
         """``wait_ready(timeout)`` returns when the engine is SERVING again or raises
-        EngineNotReady (the app passes producer.health.wait_until_serving)."""
+        EngineNotReady (the app passes producer.health.wait_until_serving).
+
+        Several clients may share one ledger and one batch iterator (producer/fanout.py): they
+        then share ``numbering`` (request and stream numbers unique across them) and leave
+        closing the ledger to their owner (``close_ledger=False``)."""
         self._stub = scoring_pb2_grpc.AnomalyScorerStub(channel)
         self._ledger = ledger
         self._max_in_flight = max_in_flight
@@ -193,8 +220,10 @@ class ScoreStreamClient:
         self._cond = threading.Condition()
         self._resends: deque[_Send] = deque()
         self._batches: Iterator[Batch] | None = None
-        self._seq = 0
-        self._streams = 0
+        self._numbering = numbering or Numbering()
+        self._close_ledger = close_ledger
+        self._call: grpc.Call | None = None
+        self._cancelled = False
         self._breaks_in_a_row = 0
         self._deadline = ProgressDeadline(self._recovery.max_retry_seconds, clock)
         self.stopped = threading.Event()  # the run is over: done, given up or cancelled
@@ -218,16 +247,30 @@ class ScoreStreamClient:
             self.error = "cancelled (Ctrl-C)"
         finally:
             self.stopped.set()
-        self._ledger.close(self.error)
+        if self._close_ledger:
+            self._ledger.close(self.error)
+
+    def cancel(self) -> None:
+        """Ends the run from another thread (Ctrl-C in the fan-out): the current stream is
+        cancelled and no new one is started."""
+        with self._cond:
+            self._cancelled = True
+            call = self._call
+            self._cond.notify_all()
+        if call is not None:
+            call.cancel()
 
     # -- one stream -------------------------------------------------------------------------
 
     def _run_stream(self) -> _Stream | None:
         """Runs one stream until everything is answered (None) or it ends early (the stream,
         its unanswered messages queued to be sent again)."""
-        self._streams += 1
-        stream = _Stream(self._streams, _RequestQueue(self._ledger))
+        stream = _Stream(next(self._numbering.streams), _RequestQueue(self._ledger))
         stream.call = self._stub.ScoreStream(stream.requests)
+        with self._cond:
+            self._call = stream.call
+            if self._cancelled:
+                stream.call.cancel()
         threads = [
             threading.Thread(target=self._read, args=(stream,), name="producer-reader"),
             threading.Thread(target=self._watch, args=(stream,), name="producer-watchdog"),
@@ -282,7 +325,7 @@ class ScoreStreamClient:
             if batch is None:
                 self._batches = None
                 continue
-            seq, self._seq = self._seq, self._seq + 1
+            seq = next(self._numbering.requests)
             return _Send(seq, batch.ids, to_request(str(seq), batch))
         stream.requests.close()
         if not stream.ended.wait(self._recovery.answer_timeout):
@@ -386,6 +429,10 @@ class ScoreStreamClient:
         broke_at = self._clock()
         error = stream.error or "the engine ended the stream with requests unanswered"
         self.stream_errors.append(error)
+        if self._cancelled:
+            self.interrupted = True
+            self.error = "cancelled (Ctrl-C)"
+            return False
         if stream.fatal or (stream.code is not None and stream.code not in RETRYABLE_STREAM_CODES):
             self.error = error
             return False

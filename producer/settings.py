@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -42,6 +42,15 @@ class ProducerSettings(BaseSettings):
         le=65535,
         validation_alias=AliasChoices("engine_port", "ENGINE_PORT"),
         description="gRPC port of the engine. Env: ENGINE_PORT.",
+    )
+    engine_target: str | None = Field(
+        None,
+        min_length=1,
+        validation_alias=AliasChoices("engine_target", "ENGINE_TARGET"),
+        json_schema_extra={"metavar": "TARGET"},
+        description="gRPC target naming every engine replica, balanced round_robin; overrides "
+        "--engine-host/--engine-port. E.g. dns:///engine-headless:9000 or "
+        "ipv4:127.0.0.2:9000,127.0.0.3:9000. Env: ENGINE_TARGET.",
     )
     csv: Path | None = Field(
         None,
@@ -104,6 +113,16 @@ class ProducerSettings(BaseSettings):
         "flagged rows and failures), 'all', or 'none'. Env: PRODUCER_SHOW.",
     )
 
+    # Balancing (producer/fanout.py; README "Failure behaviour"): one stream feeds one replica.
+    streams: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="Concurrent streams sharing the input; with --engine-target each goes to the "
+        "next replica (round_robin), so use at least the number of replicas. "
+        "Env: PRODUCER_STREAMS.",
+    )
+
     # Recovery (producer/retry.py; README "Failure behaviour"): reconnect, resend, hang detection.
     max_retry_seconds: float = Field(
         60,
@@ -151,6 +170,12 @@ class ProducerSettings(BaseSettings):
         "Env: PRODUCER_AUTH_TOKEN_FILE.",
     )
 
+    @field_validator("engine_target", mode="before")
+    @classmethod
+    def _empty_target_is_unset(cls, value: object) -> object:
+        # Compose files pass ENGINE_TARGET: ${ENGINE_TARGET:-}: empty means "use host and port".
+        return None if isinstance(value, str) and not value.strip() else value
+
     @model_validator(mode="after")
     def _label_needs_csv(self) -> ProducerSettings:
         if self.label_column is not None and self.csv is None:
@@ -159,7 +184,9 @@ class ProducerSettings(BaseSettings):
 
     @property
     def target(self) -> str:
-        """The engine's address as gRPC wants it."""
+        """The engine's address as gRPC wants it: --engine-target when set."""
+        if self.engine_target is not None:
+            return self.engine_target
         host = self.engine_host
         if ":" in host and not host.startswith("["):  # a bare IPv6 address
             host = f"[{host}]"

@@ -139,13 +139,14 @@ class EngineProcess:
     process: subprocess.Popen
     port: int = 0
     metrics_port: int = 0
+    host: str = "127.0.0.1"  # the address it listens on (read back with the port)
     lines: list[str] = field(default_factory=list)
     # TLS credentials for channel() (and so wait_serving) when the engine serves TLS.
     credentials: grpc.ChannelCredentials | None = None
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     def channel(self) -> grpc.Channel:
         if self.credentials is not None:
@@ -193,9 +194,9 @@ def spawn_engine(
             metrics = re.search(r"metrics on http://[\d.]+:(\d+)/metrics", line)
             if metrics:
                 engine.metrics_port = int(metrics.group(1))
-            match = re.search(r"listening on [\d.]+:(\d+)", line)
+            match = re.search(r"listening on ([\d.]+):(\d+)", line)
             if match:
-                engine.port = int(match.group(1))
+                engine.host, engine.port = match.group(1), int(match.group(2))
                 found.set()
         found.set()
 
