@@ -15,6 +15,7 @@ from pathlib import Path
 import grpc
 
 from datasentinel.producer.errors import EXIT_USAGE, ProducerError
+from datasentinel.secret_files import SecretFileError, parse_tokens, read_secret_file
 
 
 class SecurityFileError(ProducerError):
@@ -27,22 +28,18 @@ def _read(path: Path | None, setting: str) -> bytes | None:
     if path is None:
         return None
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise SecurityFileError(f"cannot read {setting} {path}: {exc.strerror}") from None
-    if not data.strip():
-        raise SecurityFileError(f"{setting} {path} is empty")
-    return data
+        return read_secret_file(path, setting)
+    except SecretFileError as exc:
+        raise SecurityFileError(str(exc)) from None
 
 
 def read_token(path: Path) -> str:
-    """The first token of a token file (same format as the engine's: one per line, '#'
-    comments and blank lines ignored)."""
-    text = _read(path, "PRODUCER_AUTH_TOKEN_FILE").decode()
-    for line in text.splitlines():
-        if line.strip() and not line.strip().startswith("#"):
-            return line.strip()
-    raise SecurityFileError(f"PRODUCER_AUTH_TOKEN_FILE {path} holds no token")
+    """The first token of a token file (the engine's format: one per line, '#' comments and
+    blank lines ignored)."""
+    tokens = parse_tokens(_read(path, "PRODUCER_AUTH_TOKEN_FILE").decode())
+    if not tokens:
+        raise SecurityFileError(f"PRODUCER_AUTH_TOKEN_FILE {path} holds no token")
+    return tokens[0]
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import grpc
 
 from datasentinel.engine.errors import EngineError
 from datasentinel.engine.settings import EngineSettings
+from datasentinel.secret_files import parse_tokens
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +39,6 @@ RECHECK_SECONDS = 1.0
 
 class TokenFileError(EngineError):
     """The token file cannot be read or holds no token."""
-
-
-def parse_tokens(text: str) -> list[str]:
-    lines = (line.strip() for line in text.splitlines())
-    return [line for line in lines if line and not line.startswith("#")]
 
 
 def _digest(token: str | bytes) -> bytes:

@@ -17,6 +17,7 @@ import grpc
 
 from datasentinel.engine.errors import EngineError
 from datasentinel.engine.settings import EngineSettings
+from datasentinel.secret_files import SecretFileError, read_secret_file
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +28,9 @@ class TLSConfigError(EngineError):
 
 def read_file(path: Path, setting: str) -> bytes:
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise TLSConfigError(f"cannot read {setting} {path}: {exc.strerror}") from None
-    if not data.strip():
-        raise TLSConfigError(f"{setting} {path} is empty")
-    return data
+        return read_secret_file(path, setting)
+    except SecretFileError as exc:
+        raise TLSConfigError(str(exc)) from None
 
 
 def _signature(paths: list[Path]) -> tuple:
