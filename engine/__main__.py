@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 
-from datasentinel.cli import UsageError, load_settings
+from datasentinel.cli import run_command
 from datasentinel.engine.errors import EngineError
 from datasentinel.engine.security import check_security
 from datasentinel.engine.server import configure_logging, run_engine
@@ -19,13 +19,10 @@ log = logging.getLogger("datasentinel.engine")
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        settings = load_settings(EngineSettings, argv)
-    except UsageError as exc:  # --help (0), or one line naming the flag: no traceback
-        if str(exc):
-            logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-            log.error("%s", exc)
-        return exc.exit_code
+    return run_command(EngineSettings, argv, log, _serve)
+
+
+def _serve(settings: EngineSettings) -> int:
     configure_logging(settings)
     try:
         check_security(settings)  # once, before any worker starts: one warning, one refusal

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from datasentinel.cli import UsageError, load_settings
+from datasentinel.cli import run_command
 from datasentinel.producer.app import run
 from datasentinel.producer.errors import EXIT_INTERRUPTED, ProducerError
 from datasentinel.producer.settings import ProducerSettings
@@ -17,12 +17,10 @@ def main(argv: list[str] | None = None) -> int:
     """Runs the producer with ``argv`` (default: ``sys.argv[1:]``); returns the exit code:
     0 all answered, 1 some failed, 2 bad usage or input, 3 engine not ready, 130 Ctrl-C."""
     _configure_logging()
-    try:
-        settings = load_settings(ProducerSettings, argv)
-    except UsageError as e:  # --help (0), or one line naming the flag and its variable
-        if str(e):
-            log.error("%s", e)
-        return e.exit_code
+    return run_command(ProducerSettings, argv, log, _stream)
+
+
+def _stream(settings: ProducerSettings) -> int:
     try:
         return run(settings).exit_code
     except ProducerError as e:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from datasentinel.cli import UsageError, load_settings
+from datasentinel.cli import run_command
 from datasentinel.trainer.errors import TrainerError
 from datasentinel.trainer.pipeline import train_and_export
 from datasentinel.trainer.settings import TrainerSettings
@@ -22,12 +22,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    try:
-        settings = load_settings(TrainerSettings, argv)
-    except UsageError as exc:  # --help (0), or one line naming the flag and its variable
-        if str(exc):
-            log.error("%s", exc)
-        return exc.exit_code
+    return run_command(TrainerSettings, argv, log, _train)
+
+
+def _train(settings: TrainerSettings) -> int:
     try:
         result = train_and_export(settings)
     except TrainerError as exc:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import enum
 import json
+import logging
 import os
 import re
 import sys
 import typing
 from argparse import ArgumentParser
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import UnionType
 from typing import TypeVar
@@ -78,6 +79,26 @@ def load_settings(settings_cls: type[S], argv: Sequence[str] | None = None) -> S
     except SettingsError as exc:
         message = describe_settings_error(settings_cls, exc)
         raise UsageError(f"invalid settings: {message}") from None
+
+
+def run_command(
+    settings_cls: type[S],
+    argv: Sequence[str] | None,
+    log: logging.Logger,
+    command: Callable[[S], int],
+) -> int:
+    """Reads ``settings_cls`` and returns ``command(settings)``; a usage error is one logged line
+    and exit code 2 (``--help``: its text and 0), never a traceback. The one entry shell of all
+    three services."""
+    try:
+        settings = load_settings(settings_cls, argv)
+    except UsageError as exc:
+        if str(exc):
+            # A no-op where the service set up logging before reading its settings.
+            logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+            log.error("%s", exc)
+        return exc.exit_code
+    return command(settings)
 
 
 def _args(argv: Sequence[str] | None) -> list[str]:
