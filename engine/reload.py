@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from datasentinel.engine.errors import EngineError, ModelLoadError
+from datasentinel.engine.files import file_identity
 from datasentinel.engine.metrics import metrics
 from datasentinel.engine.model import LoadedModel, RuntimeOptions, load_model
 from datasentinel.engine.scoring import ScoringCore
@@ -83,15 +84,8 @@ class ModelReloader:
 
     def _signature(self) -> tuple:
         """What the watcher compares: both files' identity (mtime, size, inode)."""
-        return _stat(self._config), _stat(self._models_dir / _model_file(self._config))
-
-
-def _stat(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_mtime_ns, st.st_size, st.st_ino
+        model = self._models_dir / _model_file(self._config)
+        return file_identity(self._config), file_identity(model)
 
 
 def _model_file(config: Path) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import os
 import threading
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import grpc
 
 from datasentinel.engine.errors import EngineError
+from datasentinel.engine.files import file_identity
 from datasentinel.engine.settings import EngineSettings
 from datasentinel.secret_files import parse_tokens
 
@@ -60,12 +60,11 @@ class TokenFile:
         self._next_check = clock() + RECHECK_SECONDS
 
     def _read(self) -> tuple[tuple, tuple[bytes, ...]]:
+        signature = file_identity(self.path)  # before reading: a later change is seen next time
         try:
-            st = os.stat(self.path)
             text = self.path.read_text()
         except (OSError, UnicodeDecodeError) as exc:
             raise TokenFileError(f"cannot read ENGINE_AUTH_TOKEN_FILE {self.path}: {exc}") from None
-        signature = (st.st_mtime_ns, st.st_size, st.st_ino)
         return signature, tuple(_digest(t) for t in parse_tokens(text))
 
     def refresh(self, force: bool = False) -> None:
@@ -76,12 +75,11 @@ class TokenFile:
             return
         with self._lock:
             self._next_check = now + RECHECK_SECONDS
-            try:
-                st = os.stat(self.path)
-            except OSError as exc:
-                log.warning("token file %s: %s; keeping the current tokens", self.path, exc)
+            signature = file_identity(self.path)
+            if signature is None:
+                log.warning("token file %s cannot be read; keeping the current tokens", self.path)
                 return
-            if (st.st_mtime_ns, st.st_size, st.st_ino) == self._signature:
+            if signature == self._signature:
                 return
             try:
                 signature, digests = self._read()

@@ -9,13 +9,13 @@ connections keep the certificate they were opened with.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from pathlib import Path
 
 import grpc
 
 from datasentinel.engine.errors import EngineError
+from datasentinel.engine.files import file_identity
 from datasentinel.engine.settings import EngineSettings
 from datasentinel.secret_files import SecretFileError, read_secret_file
 
@@ -34,17 +34,7 @@ def read_file(path: Path, setting: str) -> bytes:
 
 
 def _signature(paths: list[Path]) -> tuple:
-    """What changes when a file is replaced or rewritten (mtime, size, inode; a Kubernetes
-    Secret swaps a symlink, which stat follows)."""
-    signature = []
-    for path in paths:
-        try:
-            st = os.stat(path)
-        except OSError:
-            signature.append(None)
-        else:
-            signature.append((st.st_mtime_ns, st.st_size, st.st_ino))
-    return tuple(signature)
+    return tuple(file_identity(path) for path in paths)
 
 
 class CertificateFiles:
