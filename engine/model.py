@@ -16,7 +16,13 @@ import onnxruntime as ort
 
 from datasentinel.engine import providers as prov
 from datasentinel.engine.errors import ModelLoadError
-from datasentinel.model_config import ConfigError, ModelConfig, load_config, sha256_file
+from datasentinel.model_config import (
+    ConfigError,
+    ModelConfig,
+    SchemaVersionError,
+    load_config,
+    sha256_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +85,10 @@ def load_model(models_dir: Path, options: RuntimeOptions) -> LoadedModel:
     models_dir = Path(models_dir)
     try:
         config = load_config(models_dir)
+    except SchemaVersionError as exc:
+        # Its message says what to do (upgrade or retrain); "run the trainer first" would read
+        # as if there were no model at all.
+        raise ModelLoadError(str(exc)) from None
     except ConfigError as exc:
         raise ModelLoadError(f"{exc}; {TRAIN_HINT}") from None
     model_path = models_dir / config.model_file

@@ -1,22 +1,32 @@
 """The trainer -> engine contract: the schema of ``config.json`` beside ``model.onnx``.
 
 The trainer writes it, the engine validates it on load; both import this module, as both sides of
-the gRPC API import the generated code. Bump ``SCHEMA_VERSION`` on any incompatible change.
+the gRPC API import the generated code. Bump ``SCHEMA_VERSION`` on any incompatible change, and
+keep reading the versions earlier trainers wrote (``SchemaVersion``) so their models keep serving.
+
+Versions: 1, the first; 2 adds to ``training`` how the threshold was set (``threshold_rows``,
+``threshold_source``) and the trainer's ``warnings``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import tempfile
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-SCHEMA_VERSION = 1
+SchemaVersion = Literal[1, 2]
+SCHEMA_VERSION = 2  # the version this trainer writes
+READABLE_SCHEMA_VERSIONS: tuple[int, ...] = get_args(SchemaVersion)
+# The training fields a version-1 file cannot carry (a version-1 engine would refuse them).
+V2_TRAINING_FIELDS = ("threshold_rows", "threshold_source", "warnings")
+RETRAIN = "retrain with this version's trainer (datasentinel-train)"
 CONFIG_FILENAME = "config.json"
 MODEL_FILENAME = "model.onnx"
 
@@ -29,6 +39,11 @@ FEATURE_ERRORS_OUTPUT = "feature_errors"
 
 class ConfigError(ValueError):
     """config.json is missing, unreadable or does not describe the model next to it."""
+
+
+class SchemaVersionError(ConfigError):
+    """config.json's schema_version is missing or not one this code reads: its message says
+    what to do, so callers need add nothing."""
 
 
 class _Frozen(BaseModel):
@@ -74,12 +89,19 @@ class TrainingSummary(_Frozen):
     roc_auc: float | None = None
     precision: float | None = None
     recall: float | None = None
+    # Version 2. How many scores the threshold quantile was taken from, and which: the held-out
+    # validation split, or the out-of-fold scores of cross-fitted models.
+    threshold_rows: int | None = Field(default=None, ge=1)
+    threshold_source: Literal["validation", "out_of_fold"] | None = None
+    # Version 2. What the trainer wants a person to know about this model (e.g. a threshold set
+    # from few rows); the engine reports them, it does not act on them.
+    warnings: list[str] = []
 
 
 class ModelConfig(_Frozen):
     """Everything a consumer needs to serve ``model.onnx`` and to check it is the right file."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: SchemaVersion = SCHEMA_VERSION
     model_file: str = MODEL_FILENAME
     model_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     model_version: str = Field(min_length=1)
@@ -127,6 +149,19 @@ class ModelConfig(_Frozen):
             raise ValueError("feature_names must be unique")
         return self
 
+    @model_validator(mode="after")
+    def _fields_exist_in_its_version(self) -> ModelConfig:
+        if self.schema_version == 1:
+            used = [f"training.{name}" for name in V2_TRAINING_FIELDS if _is_set(self, name)]
+            if used:
+                raise ValueError(f"{', '.join(used)}: need schema_version 2, this file says 1")
+        return self
+
+
+def _is_set(config: ModelConfig, training_field: str) -> bool:
+    """Set to something other than its default (a saved version-1 config writes the defaults)."""
+    return getattr(config.training, training_field) not in (None, [])
+
 
 def is_plain_file_name(name: object) -> bool:
     """A bare file name (no folder part, not ``.`` or ``..``): it names a file inside the
@@ -147,6 +182,7 @@ def load_config(models_dir: Path) -> ModelConfig:
         raise ConfigError(f"{path} not found") from None
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    _check_schema_version(text, path)
     try:
         return ModelConfig.model_validate_json(text)
     except ValidationError as exc:
@@ -154,6 +190,38 @@ def load_config(models_dir: Path) -> ModelConfig:
             f"{'.'.join(map(str, err['loc'])) or 'file'}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"{path} is not a valid model config: {problems}") from None
+
+
+def _check_schema_version(text: str, path: Path) -> None:
+    """Refuses a config of a version this code does not read, before the full validation: its
+    field errors would only say why a file of another version is not this one."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return  # the full validation names the JSON error
+    if not isinstance(data, dict):
+        return
+    if "schema_version" not in data:
+        raise SchemaVersionError(
+            f"{path} has no schema_version, which every DataSentinel trainer writes: it is not "
+            f"a model config, or an edited one; {RETRAIN}"
+        )
+    version = data["schema_version"]
+    if type(version) is int and version in READABLE_SCHEMA_VERSIONS:  # not True, not 1.0
+        return
+    raise SchemaVersionError(
+        f"{path} schema_version {version!r} is not one this DataSentinel reads "
+        f"({', '.join(map(str, READABLE_SCHEMA_VERSIONS))}): {_version_advice(version)}"
+    )
+
+
+def _version_advice(version: object) -> str:
+    """What to do about an unreadable version: a newer one needs a newer engine."""
+    if type(version) is not int:
+        return f"it must be a whole number (was the file edited?); {RETRAIN}"
+    if version > SCHEMA_VERSION:
+        return f"it was written by a newer trainer; upgrade the engine, or {RETRAIN}"
+    return f"no trainer writes version {version} (was the file edited?); {RETRAIN}"
 
 
 def sha256_file(path: Path) -> str:
@@ -186,5 +254,8 @@ def write_atomic(path: Path, data: bytes) -> None:
 def save_config(config: ModelConfig, models_dir: Path) -> Path:
     """Writes ``config.json`` atomically into ``models_dir``; returns its path."""
     path = Path(models_dir) / CONFIG_FILENAME
-    write_atomic(path, (config.model_dump_json(indent=2) + "\n").encode())
+    # A version-1 config is saved as a version-1 trainer wrote it, which older engines can read.
+    newer_fields = {"training": set(V2_TRAINING_FIELDS)} if config.schema_version == 1 else None
+    text = config.model_dump_json(indent=2, exclude=newer_fields)
+    write_atomic(path, (text + "\n").encode())
     return path
