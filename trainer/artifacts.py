@@ -41,7 +41,7 @@ def build_config(
         feature_names=feature_names,
         input_dim=len(feature_names),
         threshold=threshold,
-        normalisation=Normalisation(mean=graph.mean.tolist(), std=graph.std.tolist()),
+        normalisation=_normalisation(graph),
         versions=software_versions(),
         training=training,
     )
@@ -63,3 +63,10 @@ def write_artifacts(onnx_bytes: bytes, config: ModelConfig, models_dir: Path) ->
     model_path = Path(models_dir) / MODEL_FILENAME
     write_atomic(model_path, onnx_bytes)
     return model_path, save_config(config, models_dir)
+
+
+def _normalisation(graph: ScoringGraph) -> Normalisation:
+    # The first (robust-scaled) group's centre and scale: what a person reading config.json
+    # wants to compare a raw value with. The graph applies every scaling itself.
+    first = graph.groups[0]
+    return Normalisation(mean=first.mean.tolist(), std=first.std.tolist())

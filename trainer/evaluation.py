@@ -31,9 +31,12 @@ class Evaluation:
 
 
 def threshold_at(scores: np.ndarray, quantile: float) -> float:
-    """The ``quantile`` of the validation scores: about ``1 - quantile`` of rows like the
-    validation data will be flagged."""
-    return float(np.quantile(scores, quantile))
+    """The ``quantile`` of held-out scores, placed so that about ``1 - quantile`` of new rows
+    like them score above it. The Weibull plotting position (``quantile * (n + 1)``-th
+    smallest) does that for any n: a new row is equally likely to fall in each of the n + 1
+    gaps between the sorted scores. numpy's default (``quantile * (n - 1)``) sits lower: on 270
+    scores it flags 2.4% of new rows where 2% is asked for."""
+    return float(np.quantile(scores, quantile, method="weibull"))
 
 
 def evaluate(scores: np.ndarray, labels: np.ndarray | None, threshold: float) -> Evaluation | None:

@@ -24,25 +24,33 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from datasentinel.trainer.model import ERROR_KNEE, EnsembleLinear, ScoringGraph
+from datasentinel.trainer.model import (
+    ERROR_KNEE,
+    Autoencoder,
+    EnsembleLinear,
+    MemberGroup,
+    ScoringGraph,
+    combine,
+)
 
 # Zero weights the block-diagonal layout may add before the batched layout is kept instead.
 MAX_ADDED_ZEROS = 32_768
 
 
-class FusedScoringGraph(nn.Module):
-    """Computes exactly what ``graph`` computes (export checks ONNX against ``graph`` itself)."""
+class FusedGroup(nn.Module):
+    """Computes exactly what ``group.feature_errors`` computes (export checks ONNX against the
+    trained graph itself)."""
 
-    def __init__(self, graph: ScoringGraph) -> None:
+    def __init__(self, group: MemberGroup) -> None:
         super().__init__()
-        weights, biases, _ = _member_columns(graph)
-        autoencoder = graph.autoencoder
-        members, dim = autoencoder.members, graph.mean.shape[0]
+        weights, biases, _ = _member_columns(group.autoencoder)
+        autoencoder = group.autoencoder
+        members, dim = autoencoder.members, group.mean.shape[0]
         # The squared difference scaled by sqrt(1 / (member_scale * K)) is soften's e / K.
         factor = (1.0 / (autoencoder.member_scale.reshape(members) * ERROR_KNEE)).sqrt()
         per_column = factor.repeat_interleave(dim)
-        self.register_buffer("centre", graph.mean.detach().clone())
-        self.register_buffer("scale", graph.std.detach().clone())
+        self.register_buffer("centre", group.mean.detach().clone())
+        self.register_buffer("scale", group.std.detach().clone())
         self.hidden = nn.ParameterList(nn.Parameter(w, requires_grad=False) for w in weights[:-1])
         self.hidden_bias = nn.ParameterList(
             nn.Parameter(b, requires_grad=False) for b in biases[:-1]
@@ -56,7 +64,7 @@ class FusedScoringGraph(nn.Module):
         mean_times_k = torch.eye(dim).repeat(members, 1) * ERROR_KNEE / members
         self.register_buffer("member_mean", mean_times_k)
 
-    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def feature_errors(self, features: torch.Tensor) -> torch.Tensor:
         z = (features - self.centre) / self.scale
         h = z
         for layer, (weight, bias) in enumerate(zip(self.hidden, self.hidden_bias, strict=True)):
@@ -64,22 +72,42 @@ class FusedScoringGraph(nn.Module):
             if layer != self.code_layer:
                 h = torch.relu(h)
         difference = torch.addmm(torch.addmm(self.last_bias, z, self.repeat), h, self.last_weight)
-        feature_errors = torch.log1p(difference * difference) @ self.member_mean
-        return feature_errors.mean(dim=1), feature_errors
+        return torch.log1p(difference * difference) @ self.member_mean
+
+
+class ServingGraph(nn.Module):
+    """The scoring graph with each autoencoder group in its faster layout (FusedGroup unless
+    its block-diagonal matrices would add more than ``MAX_ADDED_ZEROS`` zero weights: then
+    multiplying zeros costs more than it saves and the group keeps its batched layout)."""
+
+    def __init__(self, graph: ScoringGraph) -> None:
+        super().__init__()
+        self.groups = nn.ModuleList(_serving_group(group) for group in graph.groups)
+        self.tail = graph.tail
+        self.register_buffer("component_scale", graph.component_scale.detach().clone())
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        parts = [group.feature_errors(features) for group in self.groups]
+        parts.append(self.tail(features))
+        return combine([part / self.component_scale[i] for i, part in enumerate(parts)])
 
 
 def serving_graph(graph: ScoringGraph) -> nn.Module:
-    """The graph to export: the fused layout unless its block-diagonal matrices would add more
-    than ``MAX_ADDED_ZEROS`` zero weights (then multiplying zeros costs more than it saves)."""
-    _, _, added_zeros = _member_columns(graph)
-    return FusedScoringGraph(graph) if added_zeros <= MAX_ADDED_ZEROS else graph
+    """The graph to export: same outputs as ``graph``, laid out for ONNX Runtime."""
+    return ServingGraph(graph)
 
 
-def _member_columns(graph: ScoringGraph) -> tuple[list[torch.Tensor], list[torch.Tensor], int]:
+def _serving_group(group: MemberGroup) -> nn.Module:
+    _, _, added_zeros = _member_columns(group.autoencoder)
+    return FusedGroup(group) if added_zeros <= MAX_ADDED_ZEROS else group
+
+
+def _member_columns(
+    autoencoder: Autoencoder,
+) -> tuple[list[torch.Tensor], list[torch.Tensor], int]:
     """Every layer's weights ``[in, out]`` and biases with the members side by side: the first
     layer's concatenated, later layers' block-diagonal; masked code units dropped. Also the
     number of zero weights the block-diagonal matrices add."""
-    autoencoder = graph.autoencoder
     widths = autoencoder.latent_mask[:, 0, :].sum(dim=1).long().tolist()
     code = _encoder_layers(autoencoder) - 1
     modules = [*autoencoder.encoder, *autoencoder.decoder]

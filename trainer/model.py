@@ -1,4 +1,5 @@
-"""The autoencoder ensemble and the scoring graph that is exported: raw features in, scores out."""
+"""The autoencoder groups, the tail table and the scoring graph that is exported: raw features in,
+scores out."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
-# IQR / 1.349 is the std of a normal distribution: robust scales stay comparable to z-scores.
-IQR_TO_STD = 1.349
+from datasentinel.trainer.scaling import robust_scaling, spread_scaling
+from datasentinel.trainer.tail import TailTerms
 
 # Where feature errors (in units of a member's typical row error) start to grow only
 # logarithmically. Measured on the ODDS data (benchmarks/DETECTION.md, 3 seeds): without a knee
@@ -23,6 +24,10 @@ ERROR_KNEE = 32.0
 # latent_widths).
 MAX_DEFAULT_LATENT = 8
 NARROW_WIDEST = 3
+# The default hidden layer's widest (see default_hidden_dims).
+MAX_DEFAULT_HIDDEN = 128
+# The spread-scaled group's widest code (see wide_widths).
+WIDE_WIDEST = 16
 
 # The smallest typical error a member is calibrated to: a mean squared error of 1e-3 in units of
 # each feature's spread (an RMS error of about 3%) counts as exact reconstruction. Below it the
@@ -103,16 +108,43 @@ def soften(errors: torch.Tensor) -> torch.Tensor:
     return ERROR_KNEE * torch.log1p(errors / ERROR_KNEE)
 
 
+# A component whose median training row is below this is treated as this: a component that
+# explains the training rows perfectly (a constant column's tail terms) must not divide by ~0.
+MIN_COMPONENT_SCALE = 1e-3
+# An autoencoder group's median training row is about 1 by construction (each member is divided
+# by its own median row error); it falls far below only when its members sit at
+# MIN_MEMBER_SCALE (data they copy exactly), and dividing by it again would scale float rounding
+# up to a score (ONNX and torch then disagree in the 4th digit). Ordinary data: 1.05-1.15.
+MIN_GROUP_SCALE = 0.5
+
+
 @torch.no_grad()
-def calibrate_members(graph: ScoringGraph, train_features: np.ndarray) -> None:
+def calibrate_members(group: MemberGroup, train_features: np.ndarray) -> None:
     """Sets each member's scale to its median row error on the training rows (the median, not
     the mean: those rows hold anomalies)."""
-    graph.eval()
-    z = graph.standardise(torch.as_tensor(train_features, dtype=torch.float32))
-    autoencoder = graph.autoencoder
-    row_errors = in_chunks(autoencoder, z, lambda chunk: member_errors(autoencoder, chunk).mean(2))
+    group.eval()
+    rows = torch.as_tensor(train_features, dtype=torch.float32)
+    autoencoder = group.autoencoder
+
+    def row_errors_of(chunk: torch.Tensor) -> torch.Tensor:
+        return member_errors(autoencoder, group.standardise(chunk)).mean(2)
+
+    row_errors = in_chunks(autoencoder, rows, row_errors_of)
     scale = row_errors.median(dim=1).values.clamp_min(MIN_MEMBER_SCALE)
-    graph.autoencoder.member_scale.copy_(scale[:, None, None])
+    autoencoder.member_scale.copy_(scale[:, None, None])
+
+
+@torch.no_grad()
+def calibrate(graph: ScoringGraph, train_features: np.ndarray) -> None:
+    """Calibrates every group's members, then sets each component's scale to its median training
+    row, so that a typical training row scores about 1 on each (ScoringGraph)."""
+    for group in graph.groups:
+        calibrate_members(group, train_features)
+    graph.component_scale.fill_(1.0)
+    rows = torch.as_tensor(train_features, dtype=torch.float32)
+    means = graph_chunks(graph, rows, lambda chunk: graph.component_errors(chunk).mean(2).T)
+    graph.component_scale.copy_(means.median(dim=1).values.clamp_min(MIN_COMPONENT_SCALE))
+    graph.component_scale[:-1].clamp_(min=MIN_GROUP_SCALE)
 
 
 def in_chunks(
@@ -120,8 +152,26 @@ def in_chunks(
 ) -> torch.Tensor:
     """``fn`` over ``rows`` a chunk at a time, results joined on their last axis (rows). A chunk
     holds at most ``CHUNK_VALUES`` values of every member's widest layer."""
+    return _chunked(rows, _values_per_row(autoencoder), fn)
+
+
+def graph_chunks(
+    graph: ScoringGraph, rows: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
+    """``in_chunks`` for the whole graph: a chunk fits every group's widest layers at once."""
+    per_row = sum(_values_per_row(group.autoencoder) for group in graph.groups)
+    return _chunked(rows, per_row, fn)
+
+
+def _values_per_row(autoencoder: Autoencoder) -> int:
     widest = max(layer.weight.shape[-1] for layer in _linear_layers(autoencoder))
-    size = max(256, CHUNK_VALUES // (autoencoder.members * widest))
+    return autoencoder.members * widest
+
+
+def _chunked(
+    rows: torch.Tensor, values_per_row: int, fn: Callable[[torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
+    size = max(256, CHUNK_VALUES // values_per_row)
     return torch.cat([fn(chunk) for chunk in rows.split(size)], dim=-1)
 
 
@@ -130,45 +180,86 @@ def _linear_layers(autoencoder: Autoencoder) -> list[EnsembleLinear]:
     return [m for m in modules if isinstance(m, EnsembleLinear)]
 
 
-class ScoringGraph(nn.Module):
-    """What ``model.onnx`` computes: scale raw features with the training split's centre and
-    scale, reconstruct with every member, and return ``(score [N], feature_errors [N, D])``:
-    the members' mean calibrated, softened squared error per feature (reconstruction_errors),
-    and its mean over features."""
+class MemberGroup(nn.Module):
+    """Autoencoders that share one scaling of the input (scaling.py). ``feature_errors`` is the
+    members' mean calibrated, softened squared error per feature (reconstruction_errors)."""
 
     def __init__(self, autoencoder: Autoencoder, centre: np.ndarray, scale: np.ndarray) -> None:
         super().__init__()
         self.autoencoder = autoencoder
-        # Named mean/std because config.json's normalisation fields carry them; they hold the
-        # robust centre (median) and scale (see fit_standardisation), which the graph applies.
+        # Named mean/std because config.json's normalisation fields carry them (the first
+        # group's); they hold the centre and scale of scaling.py, which the graph applies.
         self.register_buffer("mean", torch.as_tensor(centre, dtype=torch.float32))
         self.register_buffer("std", torch.as_tensor(scale, dtype=torch.float32))
 
     def standardise(self, features: torch.Tensor) -> torch.Tensor:
         return (features - self.mean) / self.std
 
+    def feature_errors(self, features: torch.Tensor) -> torch.Tensor:
+        return reconstruction_errors(self.autoencoder, self.standardise(features))
+
+
+class ScoringGraph(nn.Module):
+    """What ``model.onnx`` computes from raw features: ``(score [N], feature_errors [N, D])``.
+
+    Three components give every feature a term: the two autoencoder groups (narrow codes on the
+    robust scaling, wider codes on the spread scaling) their calibrated reconstruction errors,
+    the tail table its tail surprise (tail.py). Each component is divided by its median training
+    row (the mean of its terms), so a typical row scores about 1 on every component whatever its
+    units. The score is the **largest** of the three row means, and ``feature_errors`` are the
+    terms of the component that gave it: the score is still their mean, and the largest term is
+    still the feature to look at first.
+
+    Why the largest and not the sum: each component is best on some kinds of data and weak on
+    others (benchmarks/DETECTION.md); a sum lets the weak ones dilute the one that sees the
+    anomaly, the maximum lets whichever is surprised speak."""
+
+    def __init__(self, groups: list[MemberGroup], tail: TailTerms) -> None:
+        super().__init__()
+        self.groups = nn.ModuleList(groups)
+        self.tail = tail
+        # Each component's median training row, set by calibrate after training.
+        self.register_buffer("component_scale", torch.ones(len(groups) + 1))
+
+    def component_errors(self, features: torch.Tensor) -> torch.Tensor:
+        """Every component's calibrated terms, ``[N, components, D]``."""
+        return torch.stack(self.parts(features), dim=1)
+
+    def parts(self, features: torch.Tensor) -> list[torch.Tensor]:
+        """Every component's calibrated terms, ``[N, D]`` each."""
+        parts = [group.feature_errors(features) for group in self.groups]
+        parts.append(self.tail(features))
+        return [part / self.component_scale[i] for i, part in enumerate(parts)]
+
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        feature_errors = reconstruction_errors(self.autoencoder, self.standardise(features))
-        return feature_errors.mean(dim=1), feature_errors
+        return combine(self.parts(features))
+
+
+def combine(parts: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Component terms (``[N, D]`` each) -> each row's largest component mean, and that
+    component's terms (the first on a tie). A chain of ``where`` on ``[N, D]``: in ONNX that was
+    cheaper than stacking the components and masking the stack."""
+    score, chosen = parts[0].mean(dim=1), parts[0]
+    for part in parts[1:]:
+        mean = part.mean(dim=1)
+        better = mean > score
+        score = torch.where(better, mean, score)
+        chosen = torch.where(better[:, None], part, chosen)
+    return score, chosen
 
 
 def fit_standardisation(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature median and IQR / 1.349 (float32): training data holds anomalies, and they pull
-    the mean and inflate the std, which shrinks the very deviations that should stand out. Where
-    the IQR is 0 (a mostly constant or rare-valued feature) the std is the scale; a constant
-    feature gets 1, not 0: its scaled value is then 0 in training and any change still shows."""
-    centre = np.median(features, axis=0).astype(np.float64)
-    q25, q75 = np.percentile(features, [25, 75], axis=0).astype(np.float64)
-    scale = (q75 - q25) / IQR_TO_STD
-    scale = np.where(scale > 0, scale, features.std(axis=0, dtype=np.float64))
-    scale[np.ptp(features, axis=0) == 0] = 1.0
-    return centre.astype(np.float32), scale.astype(np.float32)
+    """The robust scaling (scaling.robust_scaling), which the trainer's input checks also use."""
+    return robust_scaling(features)
 
 
 def default_hidden_dims(input_dim: int) -> list[int]:
-    """One hidden layer twice as wide as the input (at least 16): room to model the non-linear
-    relations between features before squeezing them through the bottleneck."""
-    return [max(2 * input_dim, 16)]
+    """One hidden layer twice as wide as the input (at least 16, at most ``MAX_DEFAULT_HIDDEN``):
+    room to model the non-linear relations between features before squeezing them through the
+    bottleneck. The cap keeps wide data affordable: ten members of 548 units each made an epoch
+    on arrhythmia (274 features) 4x slower for no better ROC-AUC (64 units gave the same in the
+    first tuning round, benchmarks/DETECTION.md)."""
+    return [min(max(2 * input_dim, 16), MAX_DEFAULT_HIDDEN)]
 
 
 def default_latent_dim(input_dim: int) -> int:
@@ -187,13 +278,19 @@ def build_scoring_graph(
     latent_dim: int | None,
     members: int = 1,
 ) -> ScoringGraph:
-    """A fresh (untrained) graph whose scaling is fitted on ``train_features``."""
+    """A fresh (untrained) graph whose scalings and tail table are fitted on ``train_features``:
+    ``members`` narrow autoencoders on the robust scaling, ``members`` wider ones on the spread
+    scaling."""
     input_dim = train_features.shape[1]
     hidden = default_hidden_dims(input_dim) if hidden_dims is None else hidden_dims
     latent = default_latent_dim(input_dim) if latent_dim is None else latent_dim
-    centre, scale = fit_standardisation(train_features)
-    widths = latent_widths(latent, members)
-    return ScoringGraph(Autoencoder(input_dim, hidden, widths), centre, scale)
+    narrow = Autoencoder(input_dim, hidden, latent_widths(latent, members))
+    wide = Autoencoder(input_dim, hidden, wide_widths(input_dim, members))
+    groups = [
+        MemberGroup(narrow, *robust_scaling(train_features)),
+        MemberGroup(wide, *spread_scaling(train_features)),
+    ]
+    return ScoringGraph(groups, TailTerms.fit(train_features))
 
 
 def latent_widths(widest: int, members: int) -> list[int]:
@@ -209,9 +306,16 @@ def latent_widths(widest: int, members: int) -> list[int]:
     return [min(width, widest) for width in spread] + [widest]
 
 
+def wide_widths(input_dim: int, members: int) -> list[int]:
+    """The spread-scaled group's codes: doubling from 1 (1, 2, 4, 8, 16 for five), each below
+    ``input_dim`` so there is a bottleneck at all. The wider codes model local structure (the
+    shapes of image-like data, which classes sit where) that the narrow group cannot."""
+    return [max(1, min(2**m, WIDE_WIDEST, input_dim - 1)) for m in range(members)]
+
+
 @torch.no_grad()
 def score_rows(graph: ScoringGraph, features: np.ndarray) -> np.ndarray:
     """Anomaly scores ``[N]`` of raw feature rows, by the exported graph's own maths."""
     graph.eval()
     rows = torch.as_tensor(features, dtype=torch.float32)
-    return in_chunks(graph.autoencoder, rows, lambda chunk: graph(chunk)[0]).numpy()
+    return graph_chunks(graph, rows, lambda chunk: graph(chunk)[0]).numpy()

@@ -12,16 +12,17 @@ import torch
 from datasentinel.model_config import ModelConfig, TrainingSummary
 from datasentinel.trainer.artifacts import build_config, write_artifacts
 from datasentinel.trainer.data import Dataset, Split, load_dataset, split_dataset
-from datasentinel.trainer.evaluation import Evaluation, evaluate, threshold_at
+from datasentinel.trainer.evaluation import Evaluation, evaluate
 from datasentinel.trainer.export import export_onnx
 from datasentinel.trainer.model import (
     ScoringGraph,
     build_scoring_graph,
-    calibrate_members,
+    calibrate,
     score_rows,
 )
 from datasentinel.trainer.plots import write_plots
 from datasentinel.trainer.settings import TrainerSettings
+from datasentinel.trainer.threshold import FitAndScore, Threshold, choose_threshold
 from datasentinel.trainer.training import History, fit
 
 log = logging.getLogger(__name__)
@@ -52,14 +53,21 @@ def train_and_export(settings: TrainerSettings) -> TrainingResult:
         split.train.features, settings.hidden_dims, settings.latent_dim, settings.ensemble_size
     )
     history = fit(graph, split.train.features, split.validation.features, settings)
-    calibrate_members(graph, split.train.features)
+    calibrate(graph, split.train.features)
     scores = score_rows(graph, split.validation.features)
-    threshold = threshold_at(scores, settings.threshold_quantile)
-    evaluation = evaluate(scores, split.validation.labels, threshold)
+    threshold = choose_threshold(
+        scores,
+        split.train.features,
+        split.validation.features,
+        settings.threshold_quantile,
+        settings.seed,
+        _fold_model(settings, history.best_epoch),
+    )
+    evaluation = evaluate(scores, split.validation.labels, threshold.value)
     onnx_bytes = export_onnx(graph, split.validation.features)
-    summary = _training_summary(settings, split, history, evaluation)
-    config = build_config(onnx_bytes, graph, split.train.feature_names, threshold, summary)
-    plot_paths = _plots(settings, history, split.validation, scores, threshold)
+    summary = _training_summary(settings, split, history, evaluation, threshold)
+    config = build_config(onnx_bytes, graph, split.train.feature_names, threshold.value, summary)
+    plot_paths = _plots(settings, history, split.validation, scores, threshold.value)
     model_path, config_path = write_artifacts(onnx_bytes, config, settings.models_dir)
     log.info("wrote %s and %s (version %s)", model_path, config_path, config.model_version)
     return TrainingResult(
@@ -73,6 +81,24 @@ def train_and_export(settings: TrainerSettings) -> TrainingResult:
         validation_scores=scores,
         evaluation=evaluation,
     )
+
+
+def _fold_model(settings: TrainerSettings, epochs: int) -> FitAndScore:
+    """Trains a throw-away model as the served one was trained, on as many rows and for the
+    ``epochs`` the served model kept (no validation split of its own: early stopping already
+    chose the length), and scores held-out rows with it: for out-of-fold thresholds."""
+    fold_settings = settings.model_copy(update={"epochs": epochs, "progress": False})
+
+    def fit_and_score(train: np.ndarray, held_out: np.ndarray, seed: int) -> np.ndarray:
+        torch.manual_seed(seed)
+        graph = build_scoring_graph(
+            train, settings.hidden_dims, settings.latent_dim, settings.ensemble_size
+        )
+        fit(graph, train, None, fold_settings.model_copy(update={"seed": seed}))
+        calibrate(graph, train)
+        return score_rows(graph, held_out)
+
+    return fit_and_score
 
 
 def _load_split(settings: TrainerSettings) -> Split:
@@ -89,7 +115,11 @@ def _load_split(settings: TrainerSettings) -> Split:
 
 
 def _training_summary(
-    settings: TrainerSettings, split: Split, history: History, evaluation: Evaluation | None
+    settings: TrainerSettings,
+    split: Split,
+    history: History,
+    evaluation: Evaluation | None,
+    threshold: Threshold,
 ) -> TrainingSummary:
     # config.json's schema has room for these three; the summary prints the rest.
     metrics = {} if evaluation is None else _schema_metrics(evaluation)
@@ -101,9 +131,21 @@ def _training_summary(
         best_epoch=history.best_epoch,
         best_validation_loss=history.best_validation_loss,
         threshold_quantile=settings.threshold_quantile,
+        threshold_rows=threshold.rows,
+        threshold_source=threshold.source,
+        warnings=[*_history_warnings(settings, history), *threshold.warnings],
         seed=settings.seed,
         **metrics,
     )
+
+
+def _history_warnings(settings: TrainerSettings, history: History) -> list[str]:
+    if not history.still_improving():
+        return []
+    return [
+        f"training stopped at --epochs {settings.epochs} while the validation loss was still "
+        "improving; more epochs may give a better model"
+    ]
 
 
 def _schema_metrics(evaluation: Evaluation) -> dict[str, float]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datasentinel.model_config import TrainingSummary
 from datasentinel.trainer.pipeline import TrainingResult
 
 
@@ -18,8 +19,9 @@ def format_summary(result: TrainingResult) -> str:
         # errors not yet divided by their typical error. Spelled out: the score is calibrated.
         "              (trimmed, before member calibration: not the threshold's units)",
         f"  threshold   {config.threshold:.4g} "
-        f"({training.threshold_quantile:g} quantile of validation scores)",
+        f"({training.threshold_quantile:g} quantile of {_threshold_scores(training)})",
     ]
+    lines += [f"  warning     {warning}" for warning in training.warnings]
     evaluation = result.evaluation
     if evaluation is not None:
         lines += [
@@ -32,6 +34,12 @@ def format_summary(result: TrainingResult) -> str:
     lines.append("  wrote")
     lines += [f"    {path}" for path in [result.model_path, result.config_path, *result.plot_paths]]
     return "\n".join(lines)
+
+
+def _threshold_scores(training: TrainingSummary) -> str:
+    if training.threshold_source == "out_of_fold":
+        return f"out-of-fold scores of {training.threshold_rows} rows, cross-fitted"
+    return f"{training.threshold_rows} validation scores"
 
 
 def _names(names: list[str], shown: int = 6) -> str:

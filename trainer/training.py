@@ -8,20 +8,27 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from datasentinel.trainer.errors import TrainingError
-from datasentinel.trainer.model import ScoringGraph, in_chunks, member_errors, reconstruction_errors
+from datasentinel.trainer.model import MemberGroup, ScoringGraph, in_chunks, member_errors
 from datasentinel.trainer.progress import Progress
 from datasentinel.trainer.settings import TrainerSettings
 
 log = logging.getLogger(__name__)
 
-# Smaller gains are noise: without this, ever tinier improvements keep a converged run going.
-MIN_RELATIVE_IMPROVEMENT = 1e-4
+# An epoch counts as better only when its validation loss is this much below the best so far.
+# The trimmed loss of a converged run keeps creeping down (0.434 -> 0.418 over 150 more epochs
+# on a 64-feature set, 1e-4 steps each) for no better ranking: with 1e-4 such runs went on for
+# 300-400 epochs and 30 s; with 1% they stop at 80-150 with the same ROC-AUC (3 seeds: digits
+# 0.810 vs 0.807, pendigits 0.917 vs 0.930, medical 0.909 vs 0.911, images 0.916 vs 0.914).
+MIN_RELATIVE_IMPROVEMENT = 1e-2
+# Early stopping's patience never holds fewer optimiser steps than this (see fit).
+MIN_PATIENCE_STEPS = 50
 
 
 @dataclass
@@ -31,6 +38,8 @@ class History:
     train_loss: list[float] = field(default_factory=list)
     validation_loss: list[float] = field(default_factory=list)
     best_epoch: int = 0
+    # Epochs without improvement that end training (patience_epochs), set by fit.
+    patience: int = 0
 
     @property
     def epochs_run(self) -> int:
@@ -51,80 +60,116 @@ class History:
             self.best_epoch = self.epochs_run
         return improved
 
+    def still_improving(self) -> bool:
+        """True when training ended by the epoch cap, not by running out of patience."""
+        return self.epochs_run - self.best_epoch < self.patience
+
 
 def fit(
     graph: ScoringGraph,
     train_features: np.ndarray,
-    validation_features: np.ndarray,
+    validation_features: np.ndarray | None,
     settings: TrainerSettings,
 ) -> History:
-    """Trains ``graph.autoencoder`` in place and leaves it with its best validation weights."""
-    with torch.no_grad():
-        train_z = graph.standardise(torch.as_tensor(train_features))
-        validation_z = graph.standardise(torch.as_tensor(validation_features))
-    autoencoder = graph.autoencoder
-    optimiser = torch.optim.Adam(autoencoder.parameters(), lr=settings.learning_rate)
+    """Trains every group of ``graph`` in place, side by side on the same batches, and leaves it
+    with its best validation weights. Early stopping waits ``patience`` epochs, and never fewer
+    than MIN_PATIENCE_STEPS optimiser steps: on a few hundred rows an epoch is a single step,
+    and ten steps without a better validation loss say little about the next fifty. Without
+    validation rows it trains exactly ``settings.epochs`` epochs (the cross-fitted threshold's
+    throw-away models, which reuse the served model's best epoch count)."""
+    train_rows = torch.as_tensor(train_features, dtype=torch.float32)
+    optimiser = torch.optim.Adam(graph.parameters(), lr=settings.learning_rate)
     batch_order = torch.Generator().manual_seed(settings.seed)
-    history = History()
-    best_state = _snapshot(autoencoder)
-    trim = settings.trim_fraction
+    patience = patience_epochs(settings.patience, len(train_rows), settings.batch_size)
+    history = History(patience=patience)
+    if validation_features is None:
+        for _ in range(settings.epochs):
+            loss = _train_epoch(
+                graph, optimiser, train_rows, settings, batch_order, Progress(0, False)
+            )
+            history.record(loss, loss)
+        return history
+    validation_rows = torch.as_tensor(validation_features, dtype=torch.float32)
+    best_state = _snapshot(graph)
     with Progress(settings.epochs, settings.progress) as progress:
         for _ in range(settings.epochs):
             progress.start_epoch()
-            train_loss = _train_epoch(
-                autoencoder, optimiser, train_z, settings.batch_size, trim, batch_order, progress
-            )
-            if history.record(train_loss, _validation_loss(autoencoder, validation_z, trim)):
-                best_state = _snapshot(autoencoder)
-            progress.end_epoch(train_loss, history.validation_loss[-1])
-            if history.epochs_run - history.best_epoch >= settings.patience:
+            train_loss = _train_epoch(graph, optimiser, train_rows, settings, batch_order, progress)
+            validation_loss = _validation_loss(graph, validation_rows, settings.trim_fraction)
+            if history.record(train_loss, validation_loss):
+                best_state = _snapshot(graph)
+            progress.end_epoch(train_loss, validation_loss)
+            if history.epochs_run - history.best_epoch >= patience:
                 break
     # Logged after the bar is closed so the line does not land in the middle of it.
     log.info("trained %d epochs, keeping epoch %d", history.epochs_run, history.best_epoch)
-    autoencoder.load_state_dict(best_state)
+    if history.still_improving():
+        log.warning(
+            "stopped at --epochs %d while the validation loss was still improving (best at "
+            "epoch %d); more epochs may give a better model",
+            settings.epochs,
+            history.best_epoch,
+        )
+    graph.load_state_dict(best_state)
     return history
 
 
+def patience_epochs(patience: int, rows: int, batch_size: int) -> int:
+    """``patience`` epochs, raised so that they hold at least MIN_PATIENCE_STEPS steps."""
+    steps_per_epoch = math.ceil(rows / batch_size)
+    return max(patience, math.ceil(MIN_PATIENCE_STEPS / steps_per_epoch))
+
+
 def _train_epoch(
-    autoencoder: torch.nn.Module,
+    graph: ScoringGraph,
     optimiser: torch.optim.Optimizer,
-    train_z: torch.Tensor,
-    batch_size: int,
-    trim: float,
+    train_rows: torch.Tensor,
+    settings: TrainerSettings,
     batch_order: torch.Generator,
     progress: Progress,
 ) -> float:
     """One pass over a fresh permutation; returns the mean trimmed training loss of the members.
-    Indexing the tensor directly was 2.5x faster here than a DataLoader."""
-    autoencoder.train()
-    permutation = torch.randperm(len(train_z), generator=batch_order)
+    Indexing the tensor directly was 2.5x faster here than a DataLoader. Rows are standardised
+    per batch (each group has its own scaling): a standardised copy of the whole set per group
+    would hold groups x rows x features values."""
+    graph.train()
+    batch_size, trim = settings.batch_size, settings.trim_fraction
+    permutation = torch.randperm(len(train_rows), generator=batch_order)
     total = 0.0
-    for start in range(0, len(train_z), batch_size):
-        batch = train_z[permutation[start : start + batch_size]]
-        # Summed over members: each gets the gradient of its own trimmed loss.
-        losses = trimmed_mean(member_errors(autoencoder, batch).mean(dim=2), trim)
-        loss = losses.sum()
+    for start in range(0, len(train_rows), batch_size):
+        batch = train_rows[permutation[start : start + batch_size]]
+        # Summed over members and groups: each member gets the gradient of its own trimmed loss.
+        losses = torch.cat([_member_losses(group, batch, trim) for group in graph.groups])
         optimiser.zero_grad()
-        loss.backward()
+        losses.sum().backward()
         optimiser.step()
         total += losses.mean().item() * len(batch)
-        progress.batch(start + len(batch), len(train_z))
-    mean_loss = total / len(train_z)
+        progress.batch(start + len(batch), len(train_rows))
+    mean_loss = total / len(train_rows)
     if not math.isfinite(mean_loss):
         raise TrainingError("training diverged (the loss is not finite); lower --learning-rate")
     return mean_loss
 
 
+def _member_losses(group: MemberGroup, batch: torch.Tensor, trim: float) -> torch.Tensor:
+    z = group.standardise(batch)
+    return trimmed_mean(member_errors(group.autoencoder, z).mean(dim=2), trim)
+
+
 @torch.no_grad()
-def _validation_loss(
-    autoencoder: torch.nn.Module, validation_z: torch.Tensor, trim: float
-) -> float:
-    """Trimmed mean of the ensemble's validation scores: the same trimming as in training."""
-    autoencoder.eval()
-    scores = in_chunks(
-        autoencoder, validation_z, lambda z: reconstruction_errors(autoencoder, z).mean(dim=1)
-    )
-    return trimmed_mean(scores, trim).item()
+def _validation_loss(graph: ScoringGraph, validation_rows: torch.Tensor, trim: float) -> float:
+    """Sum over groups of the trimmed mean of the group's validation scores: the same trimming as
+    in training."""
+    graph.eval()
+    total = 0.0
+    for group in graph.groups:
+        scores = in_chunks(group.autoencoder, validation_rows, group_scores(group))
+        total += trimmed_mean(scores, trim).item()
+    return total
+
+
+def group_scores(group: MemberGroup) -> Callable[[torch.Tensor], torch.Tensor]:
+    return lambda rows: group.feature_errors(rows).mean(dim=1)
 
 
 def trimmed_mean(row_errors: torch.Tensor, trim: float) -> torch.Tensor:

@@ -3,6 +3,8 @@ import onnxruntime as ort
 
 from datasentinel import synthetic
 from datasentinel.model_config import INPUT_NAME, SCORE_OUTPUT, load_config, sha256_file
+from datasentinel.trainer.pipeline import train_and_export
+from datasentinel.trainer.threshold import VALIDATION_ROWS_ENOUGH
 
 
 def test_config_json_validates_with_the_shared_schema(tiny_run):
@@ -19,10 +21,22 @@ def test_config_names_the_synthetic_features(tiny_run):
     assert config.feature_names == synthetic.feature_names(8)
 
 
-def test_threshold_is_the_quantile_of_onnx_validation_scores(tiny_run):
-    config = load_config(tiny_run.config_path.parent)
-    session = ort.InferenceSession(tiny_run.model_path, providers=["CPUExecutionProvider"])
-    (scores,) = session.run([SCORE_OUTPUT], {INPUT_NAME: tiny_run.validation.features})
-    assert len(scores) == config.training.rows_validation == 300
-    expected = np.quantile(scores, config.training.threshold_quantile)
+def test_small_validation_split_takes_the_threshold_from_out_of_fold_scores(tiny_run):
+    training = load_config(tiny_run.config_path.parent).training
+    assert training.rows_validation == 300 < VALIDATION_ROWS_ENOUGH
+    assert training.threshold_source == "out_of_fold"
+    assert training.threshold_rows == training.rows_train + training.rows_validation == 1500
+
+
+def test_threshold_is_the_quantile_of_onnx_validation_scores(quick_settings):
+    # 1250 rows, 80% held out: a validation split large enough to set the threshold itself.
+    result = train_and_export(quick_settings(synthetic_rows=1250, validation_fraction=0.8))
+    config = load_config(result.config_path.parent)
+    session = ort.InferenceSession(result.model_path, providers=["CPUExecutionProvider"])
+    (scores,) = session.run([SCORE_OUTPUT], {INPUT_NAME: result.validation.features})
+    assert len(scores) == config.training.rows_validation == VALIDATION_ROWS_ENOUGH
+    assert config.training.threshold_source == "validation"
+    assert config.training.threshold_rows == VALIDATION_ROWS_ENOUGH
+    # The Weibull plotting position, as evaluation.threshold_at places it.
+    expected = np.quantile(scores, config.training.threshold_quantile, method="weibull")
     np.testing.assert_allclose(config.threshold, expected, rtol=1e-5)

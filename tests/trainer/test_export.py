@@ -14,7 +14,8 @@ from datasentinel.trainer.model import build_scoring_graph
 
 def _fresh_rows(result, n_rows: int, seed: int = 1) -> np.ndarray:
     """Rows the model never saw, spread wider than the training data to reach the tails."""
-    mean, std = result.graph.mean.numpy(), result.graph.std.numpy()
+    robust = result.graph.groups[0]
+    mean, std = robust.mean.numpy(), robust.std.numpy()
     noise = np.random.default_rng(seed).standard_normal((n_rows, len(mean)))
     return (mean + 3 * std * noise).astype(np.float32)
 
@@ -51,7 +52,8 @@ def test_export_refuses_onnx_that_disagrees_with_torch(monkeypatch):
     graph = build_scoring_graph(rows, [8], 2)
     drifted = copy.deepcopy(graph).eval()
     with torch.no_grad():
-        drifted.autoencoder.decoder[-1].bias += 0.5
+        for group in drifted.groups:  # whichever component wins a row, its terms move
+            group.autoencoder.decoder[-1].bias += 0.5
     torch_export = export._torch_export
     # The file written is a different model from the one export_onnx is given.
     monkeypatch.setattr(export, "_torch_export", lambda _g, d, p: torch_export(drifted, d, p))

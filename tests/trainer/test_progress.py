@@ -9,7 +9,7 @@ import torch
 
 from datasentinel.trainer import model
 from datasentinel.trainer.data import split_dataset, synthetic_dataset
-from datasentinel.trainer.model import build_scoring_graph, calibrate_members, score_rows
+from datasentinel.trainer.model import build_scoring_graph, calibrate, score_rows
 from datasentinel.trainer.progress import Progress
 from datasentinel.trainer.training import fit
 
@@ -67,30 +67,50 @@ def test_progress_off_logs_nothing(caplog):
     assert _lines(caplog) == []
 
 
+def _calibration(graph) -> list[torch.Tensor]:
+    scales = [group.autoencoder.member_scale.clone() for group in graph.groups]
+    return [*scales, graph.component_scale.clone()]
+
+
 def test_chunked_passes_equal_one_pass(monkeypatch):
     # Calibration and scoring go through the data in chunks to bound memory; the maths is the same.
     features = np.random.default_rng(0).normal(size=(3000, 6)).astype(np.float32)
     torch.manual_seed(0)
     graph = build_scoring_graph(features, [12], 3, members=3)
-    calibrate_members(graph, features)
-    whole_scale, whole_scores = graph.autoencoder.member_scale.clone(), score_rows(graph, features)
+    calibrate(graph, features)
+    whole_scales, whole_scores = _calibration(graph), score_rows(graph, features)
     monkeypatch.setattr(model, "CHUNK_VALUES", 1)  # 256-row chunks
-    calibrate_members(graph, features)
-    torch.testing.assert_close(graph.autoencoder.member_scale, whole_scale)
+    calibrate(graph, features)
+    for chunked, whole in zip(_calibration(graph), whole_scales, strict=True):
+        torch.testing.assert_close(chunked, whole)
     np.testing.assert_allclose(score_rows(graph, features), whole_scores, rtol=1e-6)
 
 
-@pytest.mark.parametrize("members", [1, 5])
-def test_chunks_hold_a_bounded_number_of_values(members):
-    features = np.zeros((10, 500), dtype=np.float32)
-    graph = build_scoring_graph(features, None, None, members=members)
+def _first_column_sizes(chunked, rows: torch.Tensor) -> list[int]:
+    """Runs ``chunked(rows, fn)`` with an fn that records each chunk's size; checks the result."""
     sizes = []
 
     def first_column(chunk: torch.Tensor) -> torch.Tensor:
         sizes.append(len(chunk))
         return chunk[:, 0]
 
-    rows = torch.zeros(100_000, 500)
-    torch.testing.assert_close(model.in_chunks(graph.autoencoder, rows, first_column), rows[:, 0])
-    assert sum(sizes) == 100_000
-    assert max(sizes) * members * 1000 <= model.CHUNK_VALUES  # 1000: the default hidden width
+    torch.testing.assert_close(chunked(rows, first_column), rows[:, 0])
+    assert sum(sizes) == len(rows)
+    return sizes
+
+
+# The widest layer of a 500-feature autoencoder is its reconstruction (the hidden layer is capped
+# at MAX_DEFAULT_HIDDEN).
+WIDEST = 500
+
+
+@pytest.mark.parametrize("members", [1, 5])
+def test_chunks_hold_a_bounded_number_of_values(members):
+    graph = build_scoring_graph(np.zeros((10, WIDEST), dtype=np.float32), None, None, members)
+    rows = torch.zeros(100_000, WIDEST)
+    autoencoder = graph.groups[0].autoencoder
+    sizes = _first_column_sizes(lambda r, fn: model.in_chunks(autoencoder, r, fn), rows)
+    assert max(sizes) * members * WIDEST <= model.CHUNK_VALUES
+    # A whole-graph chunk holds every group's widest layers at once.
+    sizes = _first_column_sizes(lambda r, fn: model.graph_chunks(graph, r, fn), rows)
+    assert max(sizes) * len(graph.groups) * members * WIDEST <= model.CHUNK_VALUES

@@ -2,9 +2,17 @@ import numpy as np
 import pytest
 import torch
 
+from datasentinel.model_config import load_config
 from datasentinel.trainer.data import split_dataset, synthetic_dataset
-from datasentinel.trainer.model import build_scoring_graph, score_rows
-from datasentinel.trainer.training import fit, trimmed_mean
+from datasentinel.trainer.model import build_scoring_graph
+from datasentinel.trainer.pipeline import train_and_export
+from datasentinel.trainer.training import (
+    History,
+    fit,
+    group_scores,
+    patience_epochs,
+    trimmed_mean,
+)
 
 
 @pytest.fixture
@@ -23,7 +31,10 @@ def test_early_stopping_ends_before_max_epochs(split, quick_settings):
     settings = quick_settings(learning_rate=1e-9, epochs=50, patience=3)
     _, history = _fit(split, settings)
     assert history.best_epoch == 1
-    assert history.epochs_run == 1 + settings.patience
+    # 400 rows are 2 steps an epoch: patience is raised to MIN_PATIENCE_STEPS steps.
+    assert history.patience == patience_epochs(settings.patience, 400, settings.batch_size) == 25
+    assert history.epochs_run == 1 + history.patience
+    assert not history.still_improving()
 
 
 def test_kept_weights_are_the_best_epochs(split, quick_settings):
@@ -32,9 +43,13 @@ def test_kept_weights_are_the_best_epochs(split, quick_settings):
     settings = quick_settings(learning_rate=0.05, batch_size=32, epochs=40, patience=4)
     graph, history = _fit(split, settings)
     assert history.best_epoch < history.epochs_run
-    # The exported graph's score and the training loss are the same quantity.
-    scores = torch.from_numpy(score_rows(graph, split.validation.features))
-    kept = trimmed_mean(scores, settings.trim_fraction).item()
+    # The validation loss of the kept weights, computed afresh, is the best one recorded.
+    rows = torch.from_numpy(split.validation.features)
+    with torch.no_grad():
+        kept = sum(
+            trimmed_mean(group_scores(group)(rows), settings.trim_fraction).item()
+            for group in graph.groups
+        )
     np.testing.assert_allclose(kept, min(history.validation_loss), rtol=1e-5)
 
 
@@ -44,3 +59,37 @@ def test_same_seed_trains_the_same_model(split, quick_settings):
     second, _ = _fit(split, settings)
     for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ("patience", "rows", "expected"),
+    [(10, 200, 50), (10, 1000, 13), (10, 100_000, 10)],
+    ids=["one-step-an-epoch", "four-steps-an-epoch", "many-steps-an-epoch"],
+)
+def test_patience_holds_at_least_50_optimiser_steps(patience, rows, expected):
+    assert patience_epochs(patience, rows, 256) == expected
+
+
+def _history(validation_losses: list[float], patience: int) -> History:
+    history = History(patience=patience)
+    for loss in validation_losses:
+        history.record(loss, loss)
+    return history
+
+
+def test_history_cut_off_while_improving_says_so():
+    assert _history([3.0, 2.0, 1.5, 1.4], patience=3).still_improving()
+
+
+def test_history_that_ran_out_of_patience_is_not_still_improving():
+    assert not _history([3.0, 2.0, 2.5, 2.1, 2.2], patience=3).still_improving()
+
+
+def test_run_cut_off_by_the_epoch_cap_warns_in_config_json(quick_settings):
+    result = train_and_export(quick_settings(synthetic_rows=200, epochs=3))
+    assert result.history.epochs_run == 3 and result.history.still_improving()
+    cap_warnings = [w for w in result.config.training.warnings if "--epochs 3" in w]
+    assert len(cap_warnings) == 1 and "still improving" in cap_warnings[0]
+    assert (
+        load_config(result.config_path.parent).training.warnings == result.config.training.warnings
+    )
