@@ -243,7 +243,7 @@ def seed_spread_table(grouped: dict[str, dict[str, list[Run]]]) -> list[str]:
     for dataset, by_detector in grouped.items():
         runs = by_detector[DATASENTINEL]
         scores = [run.roc_auc for run in runs]
-        at_chance = ", ".join(map(str, chance_seeds(runs))) or "none"
+        at_chance = ", ".join(f"seed {seed}" for seed in chance_seeds(runs)) or "none"
         lines.append(markdown_row([dataset, f"{min(scores):.3f}", f"{max(scores):.3f}", at_chance]))
     return lines
 
