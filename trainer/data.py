@@ -12,7 +12,7 @@ import pandas as pd
 from datasentinel import synthetic
 from datasentinel.trainer.csv_file import HeaderMode, data_line, read_frame
 from datasentinel.trainer.errors import DataError
-from datasentinel.trainer.model import fit_standardisation
+from datasentinel.trainer.scaling import robust_scaling
 from datasentinel.trainer.settings import TrainerSettings
 
 log = logging.getLogger(__name__)
@@ -187,7 +187,7 @@ def _check_magnitudes(features: np.ndarray, names: list[str], path: Path, has_he
     graph turns inf into NaN. In practice such a value is a placeholder (1e30, -9.9e37) or a
     glitch. Column by column, so the check copies one column, not the matrix."""
     for col, name in enumerate(names):
-        centre, scale = fit_standardisation(features[:, col : col + 1])
+        centre, scale = robust_scaling(features[:, col : col + 1])
         far = np.abs(features[:, col] - centre[0]) > MAX_SPREADS * scale[0]
         if far.any():
             row = int(np.argmax(far))

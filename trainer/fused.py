@@ -30,6 +30,7 @@ from datasentinel.trainer.model import (
     EnsembleLinear,
     MemberGroup,
     ScoringGraph,
+    calibrated_parts,
     combine,
 )
 
@@ -87,9 +88,7 @@ class ServingGraph(nn.Module):
         self.register_buffer("component_scale", graph.component_scale.detach().clone())
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        parts = [group.feature_errors(features) for group in self.groups]
-        parts.append(self.tail(features))
-        return combine([part / self.component_scale[i] for i, part in enumerate(parts)])
+        return combine(calibrated_parts(self.groups, self.tail, self.component_scale, features))
 
 
 def serving_graph(graph: ScoringGraph) -> nn.Module:

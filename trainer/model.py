@@ -227,12 +227,20 @@ class ScoringGraph(nn.Module):
 
     def parts(self, features: torch.Tensor) -> list[torch.Tensor]:
         """Every component's calibrated terms, ``[N, D]`` each."""
-        parts = [group.feature_errors(features) for group in self.groups]
-        parts.append(self.tail(features))
-        return [part / self.component_scale[i] for i, part in enumerate(parts)]
+        return calibrated_parts(self.groups, self.tail, self.component_scale, features)
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return combine(self.parts(features))
+
+
+def calibrated_parts(
+    groups: nn.ModuleList, tail: nn.Module, component_scale: torch.Tensor, features: torch.Tensor
+) -> list[torch.Tensor]:
+    """Each group's ``feature_errors`` and the tail terms, each divided by its component scale:
+    the trained graph and its serving layout (fused.py) both score through this."""
+    parts = [group.feature_errors(features) for group in groups]
+    parts.append(tail(features))
+    return [part / component_scale[i] for i, part in enumerate(parts)]
 
 
 def combine(parts: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -246,11 +254,6 @@ def combine(parts: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         score = torch.where(better, mean, score)
         chosen = torch.where(better[:, None], part, chosen)
     return score, chosen
-
-
-def fit_standardisation(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The robust scaling (scaling.robust_scaling), which the trainer's input checks also use."""
-    return robust_scaling(features)
 
 
 def default_hidden_dims(input_dim: int) -> list[int]:

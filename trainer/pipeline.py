@@ -123,6 +123,10 @@ def _training_summary(
 ) -> TrainingSummary:
     # config.json's schema has room for these three; the summary prints the rest.
     metrics = {} if evaluation is None else _schema_metrics(evaluation)
+    warnings = [*_history_warnings(settings, history), *threshold.warnings]
+    # Logged here, once, whichever step raised them; config.json and the summary carry them too.
+    for warning in warnings:
+        log.warning("%s", warning)
     return TrainingSummary(
         data_source=split.train.source,
         rows_train=len(split.train.features),
@@ -133,7 +137,7 @@ def _training_summary(
         threshold_quantile=settings.threshold_quantile,
         threshold_rows=threshold.rows,
         threshold_source=threshold.source,
-        warnings=[*_history_warnings(settings, history), *threshold.warnings],
+        warnings=warnings,
         seed=settings.seed,
         **metrics,
     )
@@ -144,7 +148,7 @@ def _history_warnings(settings: TrainerSettings, history: History) -> list[str]:
         return []
     return [
         f"training stopped at --epochs {settings.epochs} while the validation loss was still "
-        "improving; more epochs may give a better model"
+        f"improving (best at epoch {history.best_epoch}); more epochs may give a better model"
     ]
 
 

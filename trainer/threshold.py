@@ -64,8 +64,6 @@ def choose_threshold(
         source = "out_of_fold"
         log.info("threshold from out-of-fold scores of %d rows", len(scores))
     warnings = _too_few_warning(len(scores), quantile)
-    for warning in warnings:
-        log.warning("%s", warning)
     return Threshold(threshold_at(scores, quantile), source, len(scores), warnings)
 
 

@@ -103,13 +103,6 @@ def fit(
                 break
     # Logged after the bar is closed so the line does not land in the middle of it.
     log.info("trained %d epochs, keeping epoch %d", history.epochs_run, history.best_epoch)
-    if history.still_improving():
-        log.warning(
-            "stopped at --epochs %d while the validation loss was still improving (best at "
-            "epoch %d); more epochs may give a better model",
-            settings.epochs,
-            history.best_epoch,
-        )
     graph.load_state_dict(best_state)
     return history
 

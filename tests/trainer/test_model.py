@@ -7,15 +7,15 @@ from datasentinel.trainer.model import (
     build_scoring_graph,
     default_hidden_dims,
     default_latent_dim,
-    fit_standardisation,
     latent_widths,
     soften,
 )
+from datasentinel.trainer.scaling import robust_scaling
 
 
 def test_constant_feature_gets_unit_std():
     features = np.column_stack([np.full(20, 3.7), np.arange(20.0)]).astype(np.float32)
-    mean, std = fit_standardisation(features)
+    mean, std = robust_scaling(features)
     assert std[0] == 1.0 and mean[0] == pytest.approx(3.7)
 
 

@@ -14,12 +14,12 @@ from datasentinel.trainer import export
 from datasentinel.trainer.data import read_csv, split_dataset
 from datasentinel.trainer.model import (
     build_scoring_graph,
-    fit_standardisation,
     member_errors,
     score_rows,
     soften,
 )
 from datasentinel.trainer.pipeline import train_and_export
+from datasentinel.trainer.scaling import robust_scaling
 from datasentinel.trainer.training import fit, trimmed_mean
 
 THYROID = Path(__file__).resolve().parents[3] / "shared" / "data" / "odds" / "thyroid.csv"
@@ -58,7 +58,7 @@ def test_scaling_ignores_a_few_extreme_rows():
     rng = np.random.default_rng(0)
     features = rng.normal(5, 2, size=(1000, 3)).astype(np.float32)
     features[:20] = 1e4
-    centre, scale = fit_standardisation(features)
+    centre, scale = robust_scaling(features)
     np.testing.assert_allclose(centre, 5, atol=0.3)
     np.testing.assert_allclose(scale, 2, rtol=0.15)
 
