@@ -7,13 +7,12 @@ import json
 import logging
 
 import numpy as np
-import pytest
 
 from datasentinel.engine.__main__ import main
 from datasentinel.engine.converters import model_info
 from datasentinel.engine.model import RuntimeOptions, load_model
 from datasentinel.engine.reload import ModelReloader
-from datasentinel.engine.scoring import Limits, ScoreBatch, ScoringCore
+from datasentinel.engine.scoring import Limits, ScoreBatch
 from datasentinel.model_config import CONFIG_FILENAME, V2_TRAINING_FIELDS
 from tests.conftest import build_tiny_model
 
@@ -44,14 +43,6 @@ def as_version_1(data: dict) -> None:
 
 def error_lines(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-
-
-@pytest.fixture
-async def core(tiny_model):
-    core = ScoringCore(load_model(tiny_model.dir, CPU))
-    await core.start()
-    yield core
-    await core.close()
 
 
 def test_version_1_config_still_serves(tiny_model):

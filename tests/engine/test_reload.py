@@ -5,23 +5,14 @@ import json
 import shutil
 
 import numpy as np
-import pytest
 
-from datasentinel.engine.model import RuntimeOptions, load_model
+from datasentinel.engine.model import RuntimeOptions
 from datasentinel.engine.reload import ModelReloader
-from datasentinel.engine.scoring import ScoreBatch, ScoringCore
+from datasentinel.engine.scoring import ScoreBatch
 from datasentinel.model_config import CONFIG_FILENAME, MODEL_FILENAME, sha256_file
 from tests.conftest import build_tiny_model
 
 CPU = RuntimeOptions(providers=("CPUExecutionProvider",))
-
-
-@pytest.fixture
-async def core(tiny_model):
-    core = ScoringCore(load_model(tiny_model.dir, CPU))
-    await core.start()
-    yield core
-    await core.close()
 
 
 def reloader(core, models_dir, outcomes, poll=0.0):
