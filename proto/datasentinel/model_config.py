@@ -5,7 +5,10 @@ the gRPC API import the generated code. Bump ``SCHEMA_VERSION`` on any incompati
 keep reading the versions earlier trainers wrote (``SchemaVersion``) so their models keep serving.
 
 Versions: 1, the first; 2 adds to ``training`` how the threshold was set (``threshold_rows``,
-``threshold_source``) and the trainer's ``warnings``.
+``threshold_source``) and the trainer's ``warnings``; 3 names the normalisation for what it holds
+(``centre``/``scale``, were ``mean``/``std``), and adds the columns' roles (``columns``), the
+missing-value policy (``missing_values``), the severity table (``severity``), the graph's
+``expected`` output and the threshold the trainer chose (``training.threshold``).
 """
 
 from __future__ import annotations
@@ -19,13 +22,24 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-SchemaVersion = Literal[1, 2]
-SCHEMA_VERSION = 2  # the version this trainer writes
+SchemaVersion = Literal[1, 2, 3]
+SCHEMA_VERSION = 3  # the version this trainer writes
 READABLE_SCHEMA_VERSIONS: tuple[int, ...] = get_args(SchemaVersion)
 # The training fields a version-1 file cannot carry (a version-1 engine would refuse them).
 V2_TRAINING_FIELDS = ("threshold_rows", "threshold_source", "warnings")
+# The fields a version-2 (or older) file cannot carry.
+V3_FIELDS = ("columns", "missing_values", "severity", "expected_output")
+V3_TRAINING_FIELDS = ("threshold",)
 RETRAIN = "retrain with this version's trainer (datasentinel-train)"
 CONFIG_FILENAME = "config.json"
 MODEL_FILENAME = "model.onnx"
@@ -35,6 +49,8 @@ MODEL_FILENAME = "model.onnx"
 INPUT_NAME = "features"
 SCORE_OUTPUT = "score"
 FEATURE_ERRORS_OUTPUT = "feature_errors"
+# Version 3: what the model expected for each feature, in the feature's own units.
+EXPECTED_OUTPUT = "expected"
 
 
 class ConfigError(ValueError):
@@ -51,17 +67,79 @@ class _Frozen(BaseModel):
 
 
 class Normalisation(_Frozen):
-    """Per-feature standardisation fitted on the training data (also baked into the graph)."""
+    """Per-feature centre (the training median) and scale (IQR / 1.349, floored at the feature's
+    resolution) of the first autoencoder group: what a person compares a raw value with. The
+    graph applies every scaling itself. Files before version 3 name them ``mean`` and ``std``
+    (they held the same median and IQR scale); they are read into these fields."""
 
-    mean: list[float]
-    std: list[float]
+    model_config = ConfigDict(populate_by_name=True)
 
-    @field_validator("std")
+    centre: list[float] = Field(validation_alias=AliasChoices("centre", "mean"))
+    scale: list[float] = Field(validation_alias=AliasChoices("scale", "std"))
+
+    @field_validator("scale")
     @classmethod
-    def _positive(cls, std: list[float]) -> list[float]:
-        if any(not (s > 0 and math.isfinite(s)) for s in std):
-            raise ValueError("every std must be finite and > 0")
-        return std
+    def _positive(cls, scale: list[float]) -> list[float]:
+        if any(not (s > 0 and math.isfinite(s)) for s in scale):
+            raise ValueError("every scale must be finite and > 0")
+        return scale
+
+
+class Columns(_Frozen):
+    """Version 3. The roles of the training table's other columns, by name (the features are
+    ``feature_names``): what a scoring file may carry beside the features."""
+
+    # Kept with each row, never features: ids, timestamps, entities.
+    keys: list[str] = []
+    # Left out of everything by the user's choice.
+    ignored: list[str] = []
+    # The 0/1 label column training was evaluated on, if any.
+    label: str | None = None
+
+
+class MissingValues(_Frozen):
+    """Version 3. Missing values (NaN) are filled in by the graph itself, so the engine accepts
+    NaN for this model and names the missing features in its answer."""
+
+    # median: each feature's training median.
+    policy: Literal["median"] = "median"
+    # Per feature, the value the graph puts in place of NaN.
+    fill: list[float]
+    # How many training cells were missing and filled in.
+    training_cells: int = Field(default=0, ge=0)
+
+    @field_validator("fill")
+    @classmethod
+    def _finite(cls, fill: list[float]) -> list[float]:
+        if not all(math.isfinite(v) for v in fill):
+            raise ValueError("every fill value must be finite")
+        return fill
+
+
+class Severity(_Frozen):
+    """Version 3. Score -> severity: the share of held-out training rows that scored lower,
+    read off this table by linear interpolation (datasentinel.severity)."""
+
+    # Ascending scores and their levels (ascending, in [0, 1]), the same number of each.
+    scores: list[float] = Field(min_length=2)
+    levels: list[float] = Field(min_length=2)
+    # How many held-out rows the table was taken from, and which.
+    rows: int = Field(ge=1)
+    source: Literal["validation", "out_of_fold"]
+
+    @model_validator(mode="after")
+    def _ascending(self) -> Severity:
+        if len(self.scores) != len(self.levels):
+            raise ValueError("scores and levels must have the same length")
+        if any(not math.isfinite(v) for v in self.scores):
+            raise ValueError("scores must be finite")
+        if any(b < a for a, b in zip(self.scores, self.scores[1:])) or any(
+            b < a for a, b in zip(self.levels, self.levels[1:])
+        ):
+            raise ValueError("scores and levels must be ascending")
+        if not 0 <= self.levels[0] <= self.levels[-1] <= 1:
+            raise ValueError("levels must lie in [0, 1]")
+        return self
 
 
 class Versions(_Frozen):
@@ -96,6 +174,9 @@ class TrainingSummary(_Frozen):
     # Version 2. What the trainer wants a person to know about this model (e.g. a threshold set
     # from few rows); the engine reports them, it does not act on them.
     warnings: list[str] = []
+    # Version 3. The threshold the trainer chose: a config whose ``threshold`` differs was edited,
+    # and its verdicts get another version (served_version).
+    threshold: float | None = None
 
 
 class ModelConfig(_Frozen):
@@ -115,6 +196,11 @@ class ModelConfig(_Frozen):
     feature_errors_output: str = FEATURE_ERRORS_OUTPUT
     versions: Versions
     training: TrainingSummary
+    # Version 3 (None in older files: no expected values, NaN refused, no severity).
+    expected_output: str | None = None
+    columns: Columns | None = None
+    missing_values: MissingValues | None = None
+    severity: Severity | None = None
 
     @field_validator("model_file")
     @classmethod
@@ -139,9 +225,11 @@ class ModelConfig(_Frozen):
     def _dimensions_agree(self) -> ModelConfig:
         sizes = {
             "feature_names": len(self.feature_names),
-            "normalisation.mean": len(self.normalisation.mean),
-            "normalisation.std": len(self.normalisation.std),
+            "normalisation.centre": len(self.normalisation.centre),
+            "normalisation.scale": len(self.normalisation.scale),
         }
+        if self.missing_values is not None:
+            sizes["missing_values.fill"] = len(self.missing_values.fill)
         wrong = {name: n for name, n in sizes.items() if n != self.input_dim}
         if wrong:
             raise ValueError(f"input_dim is {self.input_dim} but {wrong} disagree")
@@ -155,7 +243,37 @@ class ModelConfig(_Frozen):
             used = [f"training.{name}" for name in V2_TRAINING_FIELDS if _is_set(self, name)]
             if used:
                 raise ValueError(f"{', '.join(used)}: need schema_version 2, this file says 1")
+        if self.schema_version < 3:
+            used = [name for name in V3_FIELDS if getattr(self, name) is not None]
+            used += [f"training.{name}" for name in V3_TRAINING_FIELDS if _is_set(self, name)]
+            if used:
+                raise ValueError(
+                    f"{', '.join(used)}: need schema_version 3, this file says "
+                    f"{self.schema_version}"
+                )
         return self
+
+    @property
+    def key_columns(self) -> list[str]:
+        return [] if self.columns is None else list(self.columns.keys)
+
+    @property
+    def accepts_missing(self) -> bool:
+        return self.missing_values is not None
+
+
+def served_version(config: ModelConfig, threshold: float | None = None) -> str:
+    """The version verdicts are reported under: the trainer's, with ``+threshold=X`` added when
+    the threshold in force (``threshold``, else the config's) is not the one the trainer chose,
+    so verdicts under different thresholds never look alike. Files before version 3 do not
+    record the trainer's choice: their edited threshold is only visible as ``threshold``."""
+    in_force = config.threshold if threshold is None else threshold
+    chosen = config.training.threshold
+    if chosen is None and threshold is None:
+        return config.model_version
+    if chosen is not None and in_force == chosen:
+        return config.model_version
+    return f"{config.model_version}+threshold={in_force:.6g}"
 
 
 def _is_set(config: ModelConfig, training_field: str) -> bool:
@@ -254,8 +372,22 @@ def write_atomic(path: Path, data: bytes) -> None:
 def save_config(config: ModelConfig, models_dir: Path) -> Path:
     """Writes ``config.json`` atomically into ``models_dir``; returns its path."""
     path = Path(models_dir) / CONFIG_FILENAME
-    # A version-1 config is saved as a version-1 trainer wrote it, which older engines can read.
-    newer_fields = {"training": set(V2_TRAINING_FIELDS)} if config.schema_version == 1 else None
-    text = config.model_dump_json(indent=2, exclude=newer_fields)
-    write_atomic(path, (text + "\n").encode())
+    write_atomic(path, (config_json(config) + "\n").encode())
     return path
+
+
+def config_json(config: ModelConfig) -> str:
+    """The config as its version's trainer wrote it, which engines of that version can read: no
+    fields of later versions, and the normalisation named as that version named it."""
+    if config.schema_version >= 3:
+        return config.model_dump_json(indent=2)
+    training = set(V3_TRAINING_FIELDS)
+    if config.schema_version == 1:
+        training |= set(V2_TRAINING_FIELDS)
+    data = json.loads(config.model_dump_json(exclude={"training": training, **_V3_TOP}))
+    norm = data["normalisation"]
+    data["normalisation"] = {"mean": norm["centre"], "std": norm["scale"]}
+    return json.dumps(data, indent=2)
+
+
+_V3_TOP = {name: True for name in V3_FIELDS}

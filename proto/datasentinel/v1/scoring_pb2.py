@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x64\x61tasentinel/v1/scoring.proto\x12\x0f\x64\x61tasentinel.v1\"6\n\nRawVectors\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0c\n\x04rows\x18\x02 \x01(\r\x12\x0c\n\x04\x63ols\x18\x03 \x01(\r\",\n\x0c\x46loatVectors\x12\x0e\n\x06values\x18\x01 \x03(\x02\x12\x0c\n\x04\x63ols\x18\x02 \x01(\r\"\xb7\x01\n\x0cScoreRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\x04\x12*\n\x03raw\x18\x03 \x01(\x0b\x32\x1b.datasentinel.v1.RawVectorsH\x00\x12/\n\x06\x66loats\x18\x04 \x01(\x0b\x32\x1d.datasentinel.v1.FloatVectorsH\x00\x12\x1e\n\x16include_feature_errors\x18\x05 \x01(\x08\x42\t\n\x07vectors\"\xb3\x01\n\rScoreResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\x04\x12\x0e\n\x06scores\x18\x03 \x03(\x02\x12\x12\n\nis_anomaly\x18\x04 \x03(\x08\x12\x11\n\tthreshold\x18\x05 \x01(\x02\x12\x15\n\rmodel_version\x18\x06 \x01(\t\x12\x33\n\x0e\x66\x65\x61ture_errors\x18\x07 \x01(\x0b\x32\x1b.datasentinel.v1.RawVectors\"8\n\nScoreError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0b\n\x03ids\x18\x03 \x03(\x04\"\x94\x01\n\x13ScoreStreamResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x30\n\x06result\x18\x02 \x01(\x0b\x32\x1e.datasentinel.v1.ScoreResponseH\x00\x12,\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1b.datasentinel.v1.ScoreErrorH\x00\x42\t\n\x07outcome\"\x15\n\x13GetModelInfoRequest\"\xc8\x01\n\tModelInfo\x12\x15\n\rfeature_names\x18\x01 \x03(\t\x12\x11\n\tinput_dim\x18\x02 \x01(\r\x12\x11\n\tthreshold\x18\x03 \x01(\x02\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\x14\n\x0cmodel_sha256\x18\x05 \x01(\t\x12\x1a\n\x12\x65xecution_provider\x18\x06 \x01(\t\x12\x16\n\x0emax_batch_rows\x18\x07 \x01(\r\x12\x1d\n\x15\x63onfig_schema_version\x18\x08 \x01(\r2\x81\x02\n\rAnomalyScorer\x12\x46\n\x05Score\x12\x1d.datasentinel.v1.ScoreRequest\x1a\x1e.datasentinel.v1.ScoreResponse\x12V\n\x0bScoreStream\x12\x1d.datasentinel.v1.ScoreRequest\x1a$.datasentinel.v1.ScoreStreamResponse(\x01\x30\x01\x12P\n\x0cGetModelInfo\x12$.datasentinel.v1.GetModelInfoRequest\x1a\x1a.datasentinel.v1.ModelInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x64\x61tasentinel/v1/scoring.proto\x12\x0f\x64\x61tasentinel.v1\"6\n\nRawVectors\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0c\n\x04rows\x18\x02 \x01(\r\x12\x0c\n\x04\x63ols\x18\x03 \x01(\r\",\n\x0c\x46loatVectors\x12\x0e\n\x06values\x18\x01 \x03(\x02\x12\x0c\n\x04\x63ols\x18\x02 \x01(\r\"\xf3\x01\n\x0cScoreRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\x04\x12*\n\x03raw\x18\x03 \x01(\x0b\x32\x1b.datasentinel.v1.RawVectorsH\x00\x12/\n\x06\x66loats\x18\x04 \x01(\x0b\x32\x1d.datasentinel.v1.FloatVectorsH\x00\x12\x1e\n\x16include_feature_errors\x18\x05 \x01(\x08\x12\x16\n\tthreshold\x18\x06 \x01(\x01H\x01\x88\x01\x01\x12\x14\n\x0ctop_features\x18\x07 \x01(\rB\t\n\x07vectorsB\x0c\n\n_threshold\"S\n\x13\x46\x65\x61tureContribution\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05share\x18\x02 \x01(\x02\x12\r\n\x05value\x18\x03 \x01(\x02\x12\x10\n\x08\x65xpected\x18\x04 \x01(\x02\"f\n\x0eRowExplanation\x12:\n\x0ctop_features\x18\x01 \x03(\x0b\x32$.datasentinel.v1.FeatureContribution\x12\x18\n\x10missing_features\x18\x02 \x03(\t\"\xfc\x01\n\rScoreResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\x04\x12\x0e\n\x06scores\x18\x03 \x03(\x02\x12\x12\n\nis_anomaly\x18\x04 \x03(\x08\x12\x11\n\tthreshold\x18\x05 \x01(\x02\x12\x15\n\rmodel_version\x18\x06 \x01(\t\x12\x33\n\x0e\x66\x65\x61ture_errors\x18\x07 \x01(\x0b\x32\x1b.datasentinel.v1.RawVectors\x12\x10\n\x08severity\x18\x08 \x03(\x02\x12\x35\n\x0c\x65xplanations\x18\t \x03(\x0b\x32\x1f.datasentinel.v1.RowExplanation\"8\n\nScoreError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0b\n\x03ids\x18\x03 \x03(\x04\"\x94\x01\n\x13ScoreStreamResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x30\n\x06result\x18\x02 \x01(\x0b\x32\x1e.datasentinel.v1.ScoreResponseH\x00\x12,\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1b.datasentinel.v1.ScoreErrorH\x00\x42\t\n\x07outcome\"\x15\n\x13GetModelInfoRequest\"\xf6\x01\n\tModelInfo\x12\x15\n\rfeature_names\x18\x01 \x03(\t\x12\x11\n\tinput_dim\x18\x02 \x01(\r\x12\x11\n\tthreshold\x18\x03 \x01(\x02\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\x14\n\x0cmodel_sha256\x18\x05 \x01(\t\x12\x1a\n\x12\x65xecution_provider\x18\x06 \x01(\t\x12\x16\n\x0emax_batch_rows\x18\x07 \x01(\r\x12\x1d\n\x15\x63onfig_schema_version\x18\x08 \x01(\r\x12\x17\n\x0f\x61\x63\x63\x65pts_missing\x18\t \x01(\x08\x12\x13\n\x0bkey_columns\x18\n \x03(\t2\x81\x02\n\rAnomalyScorer\x12\x46\n\x05Score\x12\x1d.datasentinel.v1.ScoreRequest\x1a\x1e.datasentinel.v1.ScoreResponse\x12V\n\x0bScoreStream\x12\x1d.datasentinel.v1.ScoreRequest\x1a$.datasentinel.v1.ScoreStreamResponse(\x01\x30\x01\x12P\n\x0cGetModelInfo\x12$.datasentinel.v1.GetModelInfoRequest\x1a\x1a.datasentinel.v1.ModelInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,17 +36,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FLOATVECTORS']._serialized_start=106
   _globals['_FLOATVECTORS']._serialized_end=150
   _globals['_SCOREREQUEST']._serialized_start=153
-  _globals['_SCOREREQUEST']._serialized_end=336
-  _globals['_SCORERESPONSE']._serialized_start=339
-  _globals['_SCORERESPONSE']._serialized_end=518
-  _globals['_SCOREERROR']._serialized_start=520
-  _globals['_SCOREERROR']._serialized_end=576
-  _globals['_SCORESTREAMRESPONSE']._serialized_start=579
-  _globals['_SCORESTREAMRESPONSE']._serialized_end=727
-  _globals['_GETMODELINFOREQUEST']._serialized_start=729
-  _globals['_GETMODELINFOREQUEST']._serialized_end=750
-  _globals['_MODELINFO']._serialized_start=753
-  _globals['_MODELINFO']._serialized_end=953
-  _globals['_ANOMALYSCORER']._serialized_start=956
-  _globals['_ANOMALYSCORER']._serialized_end=1213
+  _globals['_SCOREREQUEST']._serialized_end=396
+  _globals['_FEATURECONTRIBUTION']._serialized_start=398
+  _globals['_FEATURECONTRIBUTION']._serialized_end=481
+  _globals['_ROWEXPLANATION']._serialized_start=483
+  _globals['_ROWEXPLANATION']._serialized_end=585
+  _globals['_SCORERESPONSE']._serialized_start=588
+  _globals['_SCORERESPONSE']._serialized_end=840
+  _globals['_SCOREERROR']._serialized_start=842
+  _globals['_SCOREERROR']._serialized_end=898
+  _globals['_SCORESTREAMRESPONSE']._serialized_start=901
+  _globals['_SCORESTREAMRESPONSE']._serialized_end=1049
+  _globals['_GETMODELINFOREQUEST']._serialized_start=1051
+  _globals['_GETMODELINFOREQUEST']._serialized_end=1072
+  _globals['_MODELINFO']._serialized_start=1075
+  _globals['_MODELINFO']._serialized_end=1321
+  _globals['_ANOMALYSCORER']._serialized_start=1324
+  _globals['_ANOMALYSCORER']._serialized_end=1581
 # @@protoc_insertion_point(module_scope)

@@ -25,21 +25,45 @@ class FloatVectors(_message.Message):
     def __init__(self, values: _Optional[_Iterable[float]] = ..., cols: _Optional[int] = ...) -> None: ...
 
 class ScoreRequest(_message.Message):
-    __slots__ = ("request_id", "ids", "raw", "floats", "include_feature_errors")
+    __slots__ = ("request_id", "ids", "raw", "floats", "include_feature_errors", "threshold", "top_features")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     IDS_FIELD_NUMBER: _ClassVar[int]
     RAW_FIELD_NUMBER: _ClassVar[int]
     FLOATS_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_FEATURE_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    TOP_FEATURES_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     ids: _containers.RepeatedScalarFieldContainer[int]
     raw: RawVectors
     floats: FloatVectors
     include_feature_errors: bool
-    def __init__(self, request_id: _Optional[str] = ..., ids: _Optional[_Iterable[int]] = ..., raw: _Optional[_Union[RawVectors, _Mapping]] = ..., floats: _Optional[_Union[FloatVectors, _Mapping]] = ..., include_feature_errors: _Optional[bool] = ...) -> None: ...
+    threshold: float
+    top_features: int
+    def __init__(self, request_id: _Optional[str] = ..., ids: _Optional[_Iterable[int]] = ..., raw: _Optional[_Union[RawVectors, _Mapping]] = ..., floats: _Optional[_Union[FloatVectors, _Mapping]] = ..., include_feature_errors: _Optional[bool] = ..., threshold: _Optional[float] = ..., top_features: _Optional[int] = ...) -> None: ...
+
+class FeatureContribution(_message.Message):
+    __slots__ = ("name", "share", "value", "expected")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SHARE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    share: float
+    value: float
+    expected: float
+    def __init__(self, name: _Optional[str] = ..., share: _Optional[float] = ..., value: _Optional[float] = ..., expected: _Optional[float] = ...) -> None: ...
+
+class RowExplanation(_message.Message):
+    __slots__ = ("top_features", "missing_features")
+    TOP_FEATURES_FIELD_NUMBER: _ClassVar[int]
+    MISSING_FEATURES_FIELD_NUMBER: _ClassVar[int]
+    top_features: _containers.RepeatedCompositeFieldContainer[FeatureContribution]
+    missing_features: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, top_features: _Optional[_Iterable[_Union[FeatureContribution, _Mapping]]] = ..., missing_features: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ScoreResponse(_message.Message):
-    __slots__ = ("request_id", "ids", "scores", "is_anomaly", "threshold", "model_version", "feature_errors")
+    __slots__ = ("request_id", "ids", "scores", "is_anomaly", "threshold", "model_version", "feature_errors", "severity", "explanations")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     IDS_FIELD_NUMBER: _ClassVar[int]
     SCORES_FIELD_NUMBER: _ClassVar[int]
@@ -47,6 +71,8 @@ class ScoreResponse(_message.Message):
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     FEATURE_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    SEVERITY_FIELD_NUMBER: _ClassVar[int]
+    EXPLANATIONS_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     ids: _containers.RepeatedScalarFieldContainer[int]
     scores: _containers.RepeatedScalarFieldContainer[float]
@@ -54,7 +80,9 @@ class ScoreResponse(_message.Message):
     threshold: float
     model_version: str
     feature_errors: RawVectors
-    def __init__(self, request_id: _Optional[str] = ..., ids: _Optional[_Iterable[int]] = ..., scores: _Optional[_Iterable[float]] = ..., is_anomaly: _Optional[_Iterable[bool]] = ..., threshold: _Optional[float] = ..., model_version: _Optional[str] = ..., feature_errors: _Optional[_Union[RawVectors, _Mapping]] = ...) -> None: ...
+    severity: _containers.RepeatedScalarFieldContainer[float]
+    explanations: _containers.RepeatedCompositeFieldContainer[RowExplanation]
+    def __init__(self, request_id: _Optional[str] = ..., ids: _Optional[_Iterable[int]] = ..., scores: _Optional[_Iterable[float]] = ..., is_anomaly: _Optional[_Iterable[bool]] = ..., threshold: _Optional[float] = ..., model_version: _Optional[str] = ..., feature_errors: _Optional[_Union[RawVectors, _Mapping]] = ..., severity: _Optional[_Iterable[float]] = ..., explanations: _Optional[_Iterable[_Union[RowExplanation, _Mapping]]] = ...) -> None: ...
 
 class ScoreError(_message.Message):
     __slots__ = ("code", "message", "ids")
@@ -81,7 +109,7 @@ class GetModelInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("feature_names", "input_dim", "threshold", "model_version", "model_sha256", "execution_provider", "max_batch_rows", "config_schema_version")
+    __slots__ = ("feature_names", "input_dim", "threshold", "model_version", "model_sha256", "execution_provider", "max_batch_rows", "config_schema_version", "accepts_missing", "key_columns")
     FEATURE_NAMES_FIELD_NUMBER: _ClassVar[int]
     INPUT_DIM_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
@@ -90,6 +118,8 @@ class ModelInfo(_message.Message):
     EXECUTION_PROVIDER_FIELD_NUMBER: _ClassVar[int]
     MAX_BATCH_ROWS_FIELD_NUMBER: _ClassVar[int]
     CONFIG_SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTS_MISSING_FIELD_NUMBER: _ClassVar[int]
+    KEY_COLUMNS_FIELD_NUMBER: _ClassVar[int]
     feature_names: _containers.RepeatedScalarFieldContainer[str]
     input_dim: int
     threshold: float
@@ -98,4 +128,6 @@ class ModelInfo(_message.Message):
     execution_provider: str
     max_batch_rows: int
     config_schema_version: int
-    def __init__(self, feature_names: _Optional[_Iterable[str]] = ..., input_dim: _Optional[int] = ..., threshold: _Optional[float] = ..., model_version: _Optional[str] = ..., model_sha256: _Optional[str] = ..., execution_provider: _Optional[str] = ..., max_batch_rows: _Optional[int] = ..., config_schema_version: _Optional[int] = ...) -> None: ...
+    accepts_missing: bool
+    key_columns: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, feature_names: _Optional[_Iterable[str]] = ..., input_dim: _Optional[int] = ..., threshold: _Optional[float] = ..., model_version: _Optional[str] = ..., model_sha256: _Optional[str] = ..., execution_provider: _Optional[str] = ..., max_batch_rows: _Optional[int] = ..., config_schema_version: _Optional[int] = ..., accepts_missing: _Optional[bool] = ..., key_columns: _Optional[_Iterable[str]] = ...) -> None: ...

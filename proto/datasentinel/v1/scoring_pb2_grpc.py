@@ -58,8 +58,9 @@ class AnomalyScorerServicer:
 
     def Score(self, request, context):
         """Scores one batch of vectors. A bad batch fails the whole call with INVALID_ARGUMENT
-        (wrong row length, NaN/Inf, empty batch, byte length not matching the shape, id count not
-        matching the row count) or RESOURCE_EXHAUSTED (more rows than the engine's maximum, or the
+        (wrong row length, Inf, NaN for a model that does not fill in missing values, empty batch,
+        byte length not matching the shape, id count not matching the row count, a bad `threshold`
+        or `top_features`) or RESOURCE_EXHAUSTED (more rows than the engine's maximum, or the
         engine's queue is full).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
