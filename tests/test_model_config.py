@@ -7,10 +7,13 @@ import pytest
 
 from datasentinel.model_config import (
     V2_TRAINING_FIELDS,
+    V3_FIELDS,
     ConfigError,
+    MissingValues,
     SchemaVersionError,
     load_config,
     save_config,
+    served_version,
 )
 from tests.conftest import build_tiny_model
 
@@ -40,8 +43,22 @@ def rewrite_training(config_dir, **changes):
     rewrite(config_dir, training={**read(config_dir)["training"], **changes})
 
 
+def make_version_2(config_dir):
+    """The file as a version-2 trainer wrote it: normalisation named mean/std, no version-3
+    fields."""
+    data = read(config_dir)
+    data["schema_version"] = 2
+    for name in V3_FIELDS:
+        data.pop(name, None)
+    data["training"].pop("threshold", None)
+    norm = data["normalisation"]
+    data["normalisation"] = {"mean": norm["centre"], "std": norm["scale"]}
+    (config_dir / "config.json").write_text(json.dumps(data))
+
+
 def make_version_1(config_dir):
-    """The file as the previous trainer wrote it: version 1, none of the version-2 fields."""
+    """The file as the first trainer wrote it: version 1, none of the version-2 fields."""
+    make_version_2(config_dir)
     data = read(config_dir)
     data["schema_version"] = 1
     for name in V2_TRAINING_FIELDS:
@@ -56,6 +73,7 @@ def test_round_trip(config_dir):
 
 
 def test_version_2_round_trip_keeps_the_threshold_fields(config_dir):
+    make_version_2(config_dir)
     rewrite_training(config_dir, **THRESHOLD_FIELDS)
     config = load_config(config_dir)
     save_config(config, config_dir)
@@ -94,7 +112,7 @@ def test_version_1_with_a_version_2_field_is_refused(config_dir, name):
 @pytest.mark.parametrize(
     "version, says",
     [
-        (3, "schema_version 3 .* newer trainer; upgrade the engine, or retrain"),
+        (4, "schema_version 4 .* newer trainer; upgrade the engine, or retrain"),
         (99, "schema_version 99 .* newer trainer; upgrade the engine, or retrain"),
         (0, "schema_version 0 .* no trainer writes version 0 .* retrain"),
         ("2", "schema_version '2' .* must be a whole number .* retrain"),
@@ -105,7 +123,7 @@ def test_unknown_schema_version_says_which_and_what_to_do(config_dir, version, s
     rewrite(config_dir, schema_version=version)
     with pytest.raises(SchemaVersionError, match=says) as refused:
         load_config(config_dir)
-    assert "reads (1, 2)" in str(refused.value)
+    assert "reads (1, 2, 3)" in str(refused.value)
     assert "Input should be" not in str(refused.value)  # not pydantic's field-by-field account
 
 
@@ -152,12 +170,100 @@ def test_invalid_version_2_fields_name_the_problem(config_dir, changes, field):
         load_config(config_dir)
 
 
-def test_zero_std_is_refused(config_dir):
+def test_zero_scale_is_refused(config_dir):
     data = read(config_dir)
-    data["normalisation"]["std"][0] = 0.0
+    data["normalisation"]["scale"][0] = 0.0
     (config_dir / "config.json").write_text(json.dumps(data))
-    with pytest.raises(ConfigError, match="std"):
+    with pytest.raises(ConfigError, match="scale"):
         load_config(config_dir)
+
+
+def test_version_2_normalisation_reads_as_centre_and_scale(config_dir):
+    written = load_config(config_dir).normalisation
+    make_version_2(config_dir)
+    config = load_config(config_dir)
+    assert config.schema_version == 2
+    assert config.normalisation == written
+
+
+def test_saved_version_2_config_is_what_a_version_2_engine_reads(config_dir):
+    make_version_2(config_dir)
+    save_config(load_config(config_dir), config_dir)
+    data = read(config_dir)
+    assert set(data["normalisation"]) == {"mean", "std"}
+    assert not set(V3_FIELDS) & set(data)
+    assert "threshold" not in data["training"]
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("expected_output", "expected"),
+        ("columns", {"keys": ["timestamp"]}),
+        ("missing_values", {"fill": [0.0] * 4}),
+    ],
+)
+def test_version_2_with_a_version_3_field_is_refused(config_dir, field, value):
+    make_version_2(config_dir)
+    rewrite(config_dir, **{field: value})
+    with pytest.raises(ConfigError, match=f"{field}: need schema_version 3"):
+        load_config(config_dir)
+
+
+def test_version_3_round_trip_keeps_roles_missing_values_and_severity(config_dir):
+    rewrite(
+        config_dir,
+        expected_output="expected",
+        columns={"keys": ["timestamp", "machine_id"], "ignored": ["note"], "label": "label"},
+        missing_values={"fill": [1.0, 2.0, 3.0, 4.0], "training_cells": 6},
+        severity={"scores": [0.1, 1.0, 9.0], "levels": [0.0, 0.5, 0.99], "rows": 400,
+                  "source": "validation"},
+    )  # fmt: skip
+    config = load_config(config_dir)
+    save_config(config, config_dir)
+    assert load_config(config_dir) == config
+    assert config.key_columns == ["timestamp", "machine_id"]
+    assert config.accepts_missing
+    assert config.missing_values == MissingValues(fill=[1.0, 2.0, 3.0, 4.0], training_cells=6)
+
+
+@pytest.mark.parametrize(
+    "severity, says",
+    [
+        ({"scores": [2.0, 1.0], "levels": [0.0, 1.0]}, "ascending"),
+        ({"scores": [1.0, 2.0], "levels": [0.5, 0.1]}, "ascending"),
+        ({"scores": [1.0, 2.0], "levels": [0.0, 1.5]}, r"\[0, 1\]"),
+        ({"scores": [1.0, 2.0, 3.0], "levels": [0.0, 1.0]}, "same length"),
+    ],
+)
+def test_invalid_severity_tables_are_refused(config_dir, severity, says):
+    rewrite(config_dir, severity={**severity, "rows": 10, "source": "validation"})
+    with pytest.raises(ConfigError, match=says):
+        load_config(config_dir)
+
+
+def test_missing_values_need_one_fill_per_feature(config_dir):
+    rewrite(config_dir, missing_values={"fill": [0.0, 1.0]})
+    with pytest.raises(ConfigError, match="missing_values.fill"):
+        load_config(config_dir)
+
+
+def test_served_version_marks_a_threshold_the_trainer_did_not_choose(config_dir):
+    rewrite_training(config_dir, threshold=0.5)
+    rewrite(config_dir, threshold=0.5)
+    config = load_config(config_dir)
+    assert served_version(config) == config.model_version
+    assert served_version(config, 0.5) == config.model_version
+    assert served_version(config, 2.0) == f"{config.model_version}+threshold=2"
+    rewrite(config_dir, threshold=0.75)  # config.json edited by hand
+    assert served_version(load_config(config_dir)) == f"{config.model_version}+threshold=0.75"
+
+
+def test_served_version_of_an_older_file_changes_only_with_an_override(config_dir):
+    make_version_2(config_dir)
+    config = load_config(config_dir)
+    assert served_version(config) == config.model_version
+    assert served_version(config, 3.0) == f"{config.model_version}+threshold=3"
 
 
 def test_missing_file(tmp_path):

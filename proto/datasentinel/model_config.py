@@ -14,6 +14,7 @@ missing-value policy (``missing_values``), the severity table (``severity``), th
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -133,9 +134,7 @@ class Severity(_Frozen):
             raise ValueError("scores and levels must have the same length")
         if any(not math.isfinite(v) for v in self.scores):
             raise ValueError("scores must be finite")
-        if any(b < a for a, b in zip(self.scores, self.scores[1:])) or any(
-            b < a for a, b in zip(self.levels, self.levels[1:])
-        ):
+        if not (_ascending(self.scores) and _ascending(self.levels)):
             raise ValueError("scores and levels must be ascending")
         if not 0 <= self.levels[0] <= self.levels[-1] <= 1:
             raise ValueError("levels must lie in [0, 1]")
@@ -274,6 +273,10 @@ def served_version(config: ModelConfig, threshold: float | None = None) -> str:
     if chosen is not None and in_force == chosen:
         return config.model_version
     return f"{config.model_version}+threshold={in_force:.6g}"
+
+
+def _ascending(values: list[float]) -> bool:
+    return all(a <= b for a, b in itertools.pairwise(values))
 
 
 def _is_set(config: ModelConfig, training_field: str) -> bool:

@@ -42,7 +42,7 @@ def severity(scores: np.ndarray, table: Severity) -> np.ndarray:
     values = np.asarray(scores, dtype=np.float64)
     inside = np.interp(values, points, levels)
     top_score, top_level = points[-1], levels[-1]
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         beyond = 1.0 - (1.0 - top_level) * top_score / values
     out = np.where(values > top_score, np.maximum(beyond, top_level), inside)
     return out.astype(np.float32)
