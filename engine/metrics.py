@@ -34,7 +34,10 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
         )
         self.rows = Counter("datasentinel_rows_scored", "Vectors scored.")
-        self.anomalies = Counter("datasentinel_anomalies", "Vectors flagged as anomalies.")
+        self.anomalies = Counter(
+            "datasentinel_anomalies",
+            "Vectors flagged as anomalies (under the threshold each request was answered with).",
+        )
         self.nonfinite_scores = Counter(
             "datasentinel_nonfinite_scores",
             "Vectors the model scored NaN or Inf (e.g. a huge but finite input), answered as "
@@ -42,7 +45,8 @@ class Metrics:
         )
         self.score_ratio = Histogram(
             "datasentinel_score_threshold_ratio",
-            "Anomaly scores divided by the threshold (above 1 = flagged).",
+            "Anomaly scores divided by the engine's threshold (above 1 = flagged, unless a "
+            "request set its own threshold).",
             buckets=RATIO_BUCKETS,
         )
         self.batch_rows = Histogram(

@@ -21,6 +21,7 @@ from datasentinel.model_config import (
     ModelConfig,
     SchemaVersionError,
     load_config,
+    served_version,
     sha256_file,
 )
 
@@ -40,31 +41,79 @@ class RuntimeOptions:
 
 
 @dataclass(frozen=True)
+class SeverityArrays:
+    """A severity table (config.json ``severity``) as float64 arrays, made once per model:
+    ``datasentinel.severity.severity`` reads ``scores`` and ``levels`` with ``np.asarray``, which
+    costs ~10 us per call on the table's 283-float lists and nothing on arrays."""
+
+    scores: np.ndarray
+    levels: np.ndarray
+
+
+@dataclass(frozen=True)
 class ModelOutput:
     """What one session run produced, tagged with the model that produced it."""
 
     scores: np.ndarray
     feature_errors: np.ndarray
+    # The engine's threshold in force for this model (ENGINE_THRESHOLD, else config.json's).
     threshold: float
+    # The version verdicts are reported under (model_config.served_version).
     model_version: str
     model_sha256: str = ""
     provider: str = ""
+    # What the model expected per feature, in the features' units (config ``expected_output``);
+    # None for models without that output (config.json schema < 3).
+    expected: np.ndarray | None = None
+    # The model fills in NaN inputs itself (config ``missing_values``).
+    fills_missing: bool = False
+    # Score -> severity table (config ``severity``); None: the model has none.
+    severity_table: SeverityArrays | None = None
+    feature_names: tuple[str, ...] = ()
 
     def rows(self, start: int, stop: int) -> ModelOutput:
         """The output for input rows ``start:stop`` (views, no copies)."""
+        expected = None if self.expected is None else self.expected[start:stop]
         return dataclasses.replace(
-            self, scores=self.scores[start:stop], feature_errors=self.feature_errors[start:stop]
+            self,
+            scores=self.scores[start:stop],
+            feature_errors=self.feature_errors[start:stop],
+            expected=expected,
         )
 
 
 class LoadedModel:
-    """A validated model: its config and a warmed-up ONNX Runtime session."""
+    """A validated model: its config and a warmed-up ONNX Runtime session. ``threshold``, when
+    given, is the engine's own (ENGINE_THRESHOLD): it replaces config.json's, and verdicts are
+    reported under the version ``served_version`` gives for it."""
 
-    def __init__(self, config: ModelConfig, session: ort.InferenceSession, provider: str):
+    def __init__(
+        self,
+        config: ModelConfig,
+        session: ort.InferenceSession,
+        provider: str,
+        threshold: float | None = None,
+    ):
         self.config = config
         self.provider = provider
+        self.engine_threshold = threshold
+        # The threshold in force for requests that do not set their own, and the version every
+        # answer, ModelInfo, OIP metadata and metric label reports.
+        self.threshold = config.threshold if threshold is None else threshold
+        self.model_version = served_version(config, threshold)
         self._session = session
         self._outputs = [config.score_output, config.feature_errors_output]
+        if config.expected_output is not None:
+            self._outputs.append(config.expected_output)
+        table = config.severity
+        self._severity = (
+            None
+            if table is None
+            else SeverityArrays(
+                np.asarray(table.scores, np.float64), np.asarray(table.levels, np.float64)
+            )
+        )
+        self._names = tuple(config.feature_names)
 
     @property
     def input_dim(self) -> int:
@@ -72,16 +121,28 @@ class LoadedModel:
 
     def run(self, vectors: np.ndarray) -> ModelOutput:
         """Scores validated float32 rows ``[n, input_dim]``. Thread-safe (ORT sessions are)."""
-        scores, errors = self._session.run(self._outputs, {self.config.input_name: vectors})
-        c = self.config
+        scores, errors, *expected = self._session.run(
+            self._outputs, {self.config.input_name: vectors}
+        )
         return ModelOutput(
-            scores, errors, c.threshold, c.model_version, c.model_sha256, self.provider
+            scores,
+            errors,
+            self.threshold,
+            self.model_version,
+            self.config.model_sha256,
+            self.provider,
+            expected=expected[0] if expected else None,
+            fills_missing=self.config.accepts_missing,
+            severity_table=self._severity,
+            feature_names=self._names,
         )
 
 
-def load_model(models_dir: Path, options: RuntimeOptions) -> LoadedModel:
+def load_model(
+    models_dir: Path, options: RuntimeOptions, threshold: float | None = None
+) -> LoadedModel:
     """Reads, verifies and warms up the artifacts in ``models_dir``; raises ModelLoadError with a
-    message that says what to do."""
+    message that says what to do. ``threshold``: the engine's own, replacing config.json's."""
     models_dir = Path(models_dir)
     try:
         config = load_config(models_dir)
@@ -95,13 +156,14 @@ def load_model(models_dir: Path, options: RuntimeOptions) -> LoadedModel:
     _verify_file(model_path, config.model_sha256)
     session, provider = _open_session(model_path, options)
     _check_signature(session, config, model_path)
-    model = LoadedModel(config, session, provider)
+    model = LoadedModel(config, session, provider, threshold)
     _warm_up(model, model_path)
     log.info(
-        "loaded model %s (%d features, threshold %.6g) from %s on %s",
-        config.model_version,
+        "loaded model %s (%d features, threshold %.6g%s) from %s on %s",
+        model.model_version,
         config.input_dim,
-        config.threshold,
+        model.threshold,
+        "" if threshold is None else " set by the engine",
         model_path,
         provider,
     )
@@ -147,7 +209,8 @@ def _open_session(model_path: Path, options: RuntimeOptions) -> tuple[ort.Infere
 
 
 def _check_signature(session: ort.InferenceSession, config: ModelConfig, path: Path) -> None:
-    """The graph must take ``[batch, input_dim]`` floats and give the two outputs config names."""
+    """The graph must take ``[batch, input_dim]`` floats and give the outputs config names (the
+    score, the feature errors and, when named, the expected values)."""
     inputs = {i.name: i for i in session.get_inputs()}
     if config.input_name not in inputs or len(inputs) != 1:
         raise ModelLoadError(
@@ -161,7 +224,8 @@ def _check_signature(session: ort.InferenceSession, config: ModelConfig, path: P
             f"{config.input_dim}; {TRAIN_HINT}"
         )
     outputs = {o.name for o in session.get_outputs()}
-    missing = {config.score_output, config.feature_errors_output} - outputs
+    named = {config.score_output, config.feature_errors_output, config.expected_output} - {None}
+    missing = named - outputs
     if missing:
         raise ModelLoadError(f"{path} lacks outputs {sorted(missing)}; {TRAIN_HINT}")
 
@@ -178,4 +242,12 @@ def _warm_up(model: LoadedModel, path: Path) -> None:
         raise ModelLoadError(
             f"{path} returned shapes {out.scores.shape} and {out.feature_errors.shape} for "
             f"{probe.shape} input; expected (2,) and {probe.shape}; {TRAIN_HINT}"
+        )
+    if model.config.expected_output is not None and (
+        out.expected is None or out.expected.shape != probe.shape
+    ):
+        shape = None if out.expected is None else out.expected.shape
+        raise ModelLoadError(
+            f"{path} returned shape {shape} for output '{model.config.expected_output}' and "
+            f"{probe.shape} input; expected {probe.shape}; {TRAIN_HINT}"
         )

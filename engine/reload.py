@@ -37,6 +37,7 @@ class ModelReloader:
         options: RuntimeOptions,
         poll_seconds: float,
         on_outcome: Callable[[bool], None] = lambda ok: None,
+        threshold: float | None = None,
     ) -> None:
         self._core = core
         self._config = Path(models_dir) / CONFIG_FILENAME
@@ -44,6 +45,7 @@ class ModelReloader:
         self._options = options
         self._poll = poll_seconds
         self._on_outcome = on_outcome
+        self._threshold = threshold  # the engine's own (ENGINE_THRESHOLD), kept across reloads
         self._wakeup = asyncio.Event()
         self._seen = self._signature()
 
@@ -68,16 +70,18 @@ class ModelReloader:
         """Loads the artifacts now; swaps them in when they are good. Returns whether it did."""
         old = self._core.model
         try:
-            new = await asyncio.to_thread(load_model, self._models_dir, self._options)
+            new = await asyncio.to_thread(
+                load_model, self._models_dir, self._options, self._threshold
+            )
             _check_compatible(old, new)
         except EngineError as exc:
-            log.error("model reload failed, still serving %s: %s", old.config.model_version, exc)
+            log.error("model reload failed, still serving %s: %s", old.model_version, exc)
             metrics().reloaded(False)
             self._on_outcome(False)
             return False
         self._core.model = new
         metrics().serving(*_identity(new), previous=_identity(old))
-        log.info("model reloaded: %s -> %s", old.config.model_version, new.config.model_version)
+        log.info("model reloaded: %s -> %s", old.model_version, new.model_version)
         metrics().reloaded(True)
         self._on_outcome(True)
         return True
@@ -99,7 +103,7 @@ def _model_file(config: Path) -> str:
 
 
 def _identity(model: LoadedModel) -> tuple[str, str, str]:
-    return model.config.model_version, model.config.model_sha256, model.provider
+    return model.model_version, model.config.model_sha256, model.provider
 
 
 def _check_compatible(old: LoadedModel, new: LoadedModel) -> None:

@@ -7,11 +7,18 @@ A score the model cannot compute is never "normal": when a model answers NaN or 
 reported with score +Inf and ``is_anomaly`` true, the most anomalous answer possible, whatever the
 model; non-finite per-feature errors likewise become +Inf. Such rows are counted in the
 ``datasentinel_nonfinite_scores`` metric.
+
+Beside the verdicts, each row gets what a person needs to act on it: its severity (from the
+model's table, datasentinel.severity), its missing features (for models that fill in NaN) and,
+when asked, its largest per-feature terms with their share of the score, the value sent and the
+value the model expected. A request may set its own threshold; every answer says which one it
+used.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,6 +29,7 @@ from datasentinel.engine.errors import EngineError, InvalidInput, TooLarge
 from datasentinel.engine.limits import RowAdmission
 from datasentinel.engine.metrics import metrics
 from datasentinel.engine.model import LoadedModel, ModelOutput
+from datasentinel.severity import severity
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,26 @@ class ScoreBatch:
     ids: Sequence[int]
     vectors: np.ndarray
     want_feature_errors: bool = False
+    # This batch's own threshold (finite, >= 0); None: the engine's.
+    threshold: float | None = None
+    # How many of each row's largest feature terms to explain (0 .. input_dim).
+    top_features: int = 0
+    # Return the model's expected value of every feature (NaN for a model without them).
+    want_expected: bool = False
+
+
+@dataclass(frozen=True)
+class TopFeatures:
+    """Each row's ``k`` largest per-feature terms, most first, all ``[rows, k]``."""
+
+    # Feature indices (into the model's feature_names).
+    index: np.ndarray
+    # Term / sum of the row's terms, 0..1 (0 when the sum is 0).
+    share: np.ndarray
+    # The values sent (NaN where missing).
+    value: np.ndarray
+    # What the model expected (NaN for a model without an expected output).
+    expected: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -40,11 +68,22 @@ class ScoredBatch:
     ids: Sequence[int]
     scores: np.ndarray
     is_anomaly: np.ndarray
+    # The threshold the scores were compared against: the batch's own, else the engine's.
     threshold: float
     model_version: str
     feature_errors: np.ndarray | None
     model_sha256: str = ""
     provider: str = ""
+    # Per row, 0..1, monotone in the score; None for a model without a severity table.
+    severity: np.ndarray | None = None
+    # Per row and feature, True where the value was missing (NaN, filled in by the model); None
+    # when no row of the batch had a missing value.
+    missing: np.ndarray | None = None
+    # When the batch asked for top_features > 0.
+    top_features: TopFeatures | None = None
+    # ``[rows, input_dim]`` when the batch asked for them (want_expected).
+    expected: np.ndarray | None = None
+    feature_names: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -155,30 +194,54 @@ class ScoringCore:
             outcomes[slot] = result
 
     def _scored(self, batches: list[ScoreBatch], out: ModelOutput) -> list[ScoredBatch]:
-        """Results per batch from one model output of all their rows, in order. Flags and
-        metrics are computed once for the whole output: per batch they cost more than the
-        model's share for single-vector messages."""
+        """Results per batch from one model output of all their rows, in order. Flags, severity
+        and metrics are computed once for the whole output: per batch they cost more than the
+        model's share for single-vector messages. Batches with their own threshold get their
+        own flags."""
         scores = _most_anomalous_if_nonfinite(out.scores)
         if scores is not out.scores:
             metrics().nonfinite_scores.inc(int(np.count_nonzero(np.isposinf(scores))))
-        flags = scores > out.threshold
+        thresholds = [out.threshold if b.threshold is None else b.threshold for b in batches]
+        if all(t == out.threshold for t in thresholds):
+            flags = scores > out.threshold
+        else:
+            flags = np.empty(len(scores), np.bool_)
+            start = 0
+            for batch, threshold in zip(batches, thresholds, strict=True):
+                stop = start + len(batch.vectors)
+                np.greater(scores[start:stop], threshold, out=flags[start:stop])
+                start = stop
+        # The ratio histogram stays against the engine's threshold (a drift signal that does not
+        # move with what clients ask); the anomaly count is of the flags as answered.
         metrics().observe_scores(scores, flags, out.threshold)
+        levels = None if out.severity_table is None else severity(scores, out.severity_table)
         results, start = [], 0
-        for batch in batches:
+        for batch, threshold in zip(batches, thresholds, strict=True):
             stop = start + len(batch.vectors)
-            errors = None
-            if batch.want_feature_errors:
+            errors = expected = top = missing = None
+            if batch.want_feature_errors or batch.top_features:
                 errors = _most_anomalous_if_nonfinite(out.feature_errors[start:stop])
+            if batch.want_expected or batch.top_features:
+                expected = _expected(out, start, stop)
+            if batch.top_features:
+                top = top_features(errors, batch.vectors, expected, batch.top_features)
+            if out.fills_missing:
+                missing = _missing(batch.vectors)
             results.append(
                 ScoredBatch(
                     ids=batch.ids,
                     scores=scores[start:stop],
                     is_anomaly=flags[start:stop],
-                    threshold=out.threshold,
+                    threshold=threshold,
                     model_version=out.model_version,
-                    feature_errors=errors,
+                    feature_errors=errors if batch.want_feature_errors else None,
                     model_sha256=out.model_sha256,
                     provider=out.provider,
+                    severity=None if levels is None else levels[start:stop],
+                    missing=missing,
+                    top_features=top,
+                    expected=expected if batch.want_expected else None,
+                    feature_names=out.feature_names,
                 )
             )
             start = stop
@@ -204,14 +267,94 @@ class ScoringCore:
         if len(batch.ids) != rows:
             raise InvalidInput(f"{len(batch.ids)} ids for {rows} vectors: send one id per vector")
         _check_unique(batch.ids)
+        _check_options(batch, self.model)
         finite = np.isfinite(vectors)
-        if not finite.all():
-            row, col = np.argwhere(~finite)[0]
-            raise InvalidInput(
-                f"vector {row} (id {batch.ids[row]}) has a non-finite value "
-                f"({vectors[row, col]}) in feature '{config.feature_names[col]}': "
-                "NaN and Inf cannot be scored"
+        if finite.all():
+            return
+        if config.accepts_missing:  # NaN is a missing value the model fills in; Inf is not
+            infinite = np.isinf(vectors)
+            if infinite.any():
+                row, col = np.argwhere(infinite)[0]
+                raise InvalidInput(
+                    f"{_where(batch, row, col, config)}: Inf cannot be scored (send NaN for a "
+                    "missing value)"
+                )
+            return
+        row, col = np.argwhere(~finite)[0]
+        advice = "NaN and Inf cannot be scored"
+        if np.isnan(vectors[row, col]):
+            advice += (
+                f" (model {config.model_version} was trained without missing-value support: "
+                "retrain with this version's trainer to send missing values as NaN)"
             )
+        raise InvalidInput(f"{_where(batch, row, col, config)}: {advice}")
+
+
+def _where(batch: ScoreBatch, row: int, col: int, config) -> str:
+    return (
+        f"vector {row} (id {batch.ids[row]}) has a non-finite value "
+        f"({batch.vectors[row, col]}) in feature '{config.feature_names[col]}'"
+    )
+
+
+def _check_options(batch: ScoreBatch, model: LoadedModel) -> None:
+    """The batch's own threshold and top_features, refused with what to send instead."""
+    threshold = batch.threshold
+    if threshold is not None and not (math.isfinite(threshold) and threshold >= 0):
+        raise InvalidInput(
+            f"threshold {threshold} is not a finite number >= 0: send the score above which a "
+            f"row is an anomaly, or leave it unset for the engine's ({model.threshold:.6g})"
+        )
+    dim = model.input_dim
+    if not 0 <= batch.top_features <= dim:
+        raise InvalidInput(
+            f"top_features {batch.top_features} is not between 0 and the model's {dim} "
+            f"features: ask for at most {dim} (0 for none)"
+        )
+
+
+def top_features(
+    errors: np.ndarray, vectors: np.ndarray, expected: np.ndarray, k: int
+) -> TopFeatures:
+    """Each row's ``k`` (1..D) largest per-feature terms of ``errors`` ``[n, D]``, most first,
+    with their share of the row's terms (0 when they sum to 0; a row with infinite terms shares
+    it equally among them), the values sent and the values expected. Vectorised: one partial
+    partition and a sort of ``k`` values per row."""
+    n, dim = errors.shape
+    if k < dim:
+        index = np.argpartition(errors, dim - k, axis=1)[:, dim - k :]
+    else:
+        index = np.broadcast_to(np.arange(dim), (n, dim))
+    terms = np.take_along_axis(errors, index, axis=1)
+    order = np.argsort(-terms, axis=1, kind="stable")
+    index = np.take_along_axis(index, order, axis=1)
+    terms = np.take_along_axis(terms, order, axis=1).astype(np.float64)
+    sums = errors.sum(axis=1, dtype=np.float64)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(sums > 0, terms / sums, 0.0)
+    infinite = np.isinf(sums[:, 0])
+    if infinite.any():  # +Inf terms (the model could not compute them) share the row's score
+        count = np.isinf(errors[infinite]).sum(axis=1, keepdims=True)
+        share[infinite] = np.isinf(terms[infinite]) / count
+    return TopFeatures(
+        index=index,
+        share=share.astype(np.float32),
+        value=np.take_along_axis(vectors, index, axis=1),
+        expected=np.take_along_axis(expected, index, axis=1),
+    )
+
+
+def _expected(out: ModelOutput, start: int, stop: int) -> np.ndarray:
+    """The model's expected values of rows ``start:stop``; NaN for a model that has none."""
+    if out.expected is None:
+        return np.full((stop - start, out.feature_errors.shape[1]), np.nan, np.float32)
+    return out.expected[start:stop]
+
+
+def _missing(vectors: np.ndarray) -> np.ndarray | None:
+    """Where values are missing (NaN), or None when none is."""
+    missing = np.isnan(vectors)
+    return missing if missing.any() else None
 
 
 def _most_anomalous_if_nonfinite(values: np.ndarray) -> np.ndarray:

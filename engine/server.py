@@ -108,21 +108,27 @@ async def serve(
     """Runs the engine until ``signals.requested`` is set. ``reuse_port``: share the port with
     the other workers (SO_REUSEPORT)."""
     options = runtime_options(settings)
-    model = load_model(settings.models_dir, options)
+    model = load_model(settings.models_dir, options, settings.threshold)
     core = ScoringCore(model, limits(settings))
-    reloader = ModelReloader(core, settings.models_dir, options, settings.reload_poll_seconds)
+    reloader = ModelReloader(
+        core,
+        settings.models_dir,
+        options,
+        settings.reload_poll_seconds,
+        threshold=settings.threshold,
+    )
     health = health_aio.HealthServicer()
     server = _build_server(settings, core, health, reuse_port)
     await _set_health(health, NOT_SERVING)
     port = _bind(server, settings)
     serve_metrics(settings)
-    metrics().serving(model.config.model_version, model.config.model_sha256, model.provider)
+    metrics().serving(model.model_version, model.config.model_sha256, model.provider)
     await server.start()
     log.info("listening on %s:%d", settings.bind_host, port)
     try:
         await core.start()
         await _set_health(health, SERVING)
-        log.info("SERVING model %s on %s", model.config.model_version, model.provider)
+        log.info("SERVING model %s on %s", model.model_version, model.provider)
         write_port_file(settings.port_file, port)
         async with asyncio.TaskGroup() as background:
             watch = background.create_task(reloader.run())

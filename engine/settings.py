@@ -100,6 +100,14 @@ class EngineSettings(BaseSettings):
         description="How often to look for new artifacts in the models folder (config.json "
         "changed) and hot-swap them; 0 = only on SIGHUP. Env: ENGINE_RELOAD_POLL_SECONDS.",
     )
+    threshold: float | None = Field(
+        None,
+        ge=0,
+        allow_inf_nan=False,
+        description="Decision threshold for every request that does not set its own, instead of "
+        "config.json's; answers then report the model version as VERSION+threshold=X. Default: "
+        "config.json's. Env: ENGINE_THRESHOLD.",
+    )
     oip_model_name: str = Field(
         "datasentinel",
         description="Model name on the Open Inference Protocol (KServe v2) endpoint. "

@@ -43,7 +43,7 @@ def run_workers(settings: EngineSettings, count: int) -> int:
     """Runs ``count`` workers until a signal stops them; returns the exit code."""
     # No worker to reload yet (the ones to come load the newest model): SIGHUP must not kill.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    load_model(settings.models_dir, runtime_options(settings))  # fail fast, in one place
+    load_model(settings.models_dir, runtime_options(settings), settings.threshold)  # fail fast
     metrics_dir = tempfile.mkdtemp(prefix="datasentinel-metrics-")
     # Read by prometheus-client when a worker imports it: values go to files, summed on scrape.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir

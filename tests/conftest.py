@@ -21,10 +21,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from onnx import TensorProto, helper, numpy_helper
 
 from datasentinel.model_config import (
+    EXPECTED_OUTPUT,
     FEATURE_ERRORS_OUTPUT,
     INPUT_NAME,
     MODEL_FILENAME,
     SCORE_OUTPUT,
+    Columns,
+    MissingValues,
     ModelConfig,
     Normalisation,
     TrainingSummary,
@@ -33,6 +36,7 @@ from datasentinel.model_config import (
     sha256_file,
     write_atomic,
 )
+from datasentinel.severity import table_from_scores
 
 REPO = Path(__file__).resolve().parent.parent
 SERVICE = "datasentinel.v1.AnomalyScorer"
@@ -54,22 +58,54 @@ class TinyModel:
         return len(self.mean)
 
     def expected(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        z = (x - self.mean) / self.std
+        """Scores and feature errors (a missing value, NaN, filled in with the mean, as the
+        ``v3_extras`` graph does)."""
+        z = (np.where(np.isnan(x), self.mean, x) - self.mean) / self.std
         errors = (z - z @ self.projection) ** 2
         return errors.mean(axis=1), errors
 
+    def reconstruction(self, x: np.ndarray) -> np.ndarray:
+        """The ``expected`` output of a ``v3_extras`` model: the reconstruction in the
+        features' own units."""
+        z = (np.where(np.isnan(x), self.mean, x) - self.mean) / self.std
+        return (z @ self.projection) * self.std + self.mean
+
 
 def build_tiny_model(
-    directory: Path, dim: int = 4, threshold: float = 0.5, version: str = "tiny-1", seed: int = 0
+    directory: Path,
+    dim: int = 4,
+    threshold: float = 0.5,
+    version: str = "tiny-1",
+    seed: int = 0,
+    v3_extras: bool = False,
 ) -> TinyModel:
+    """``v3_extras``: a schema-3 model with everything version 3 can describe: NaN filled in
+    with the centre (mean) by the graph's first ops (IsNaN, Where) and ``missing_values`` saying
+    so, an ``expected`` output (the reconstruction in the features' units), a severity table
+    from 2,000 rows drawn like the training data, ``training.threshold`` and a key column."""
     rng = np.random.default_rng(seed)
     mean = rng.normal(size=dim).astype(np.float32)
     std = rng.uniform(0.5, 2.0, size=dim).astype(np.float32)
     basis, _ = np.linalg.qr(rng.normal(size=(dim, max(1, dim // 2))))
     projection = (basis @ basis.T).astype(np.float32)
+    source, fill, expected, outputs = INPUT_NAME, [], [], []
+    if v3_extras:
+        source = "filled"
+        fill = [
+            helper.make_node("IsNaN", [INPUT_NAME], ["isnan"]),
+            helper.make_node("Where", ["isnan", "mean", INPUT_NAME], [source]),
+        ]
+        expected = [
+            helper.make_node("Mul", ["recon", "std"], ["recon_scaled"]),
+            helper.make_node("Add", ["recon_scaled", "mean"], [EXPECTED_OUTPUT]),
+        ]
+        outputs = [
+            helper.make_tensor_value_info(EXPECTED_OUTPUT, TensorProto.FLOAT, ["batch", dim])
+        ]
     graph = helper.make_graph(
         [
-            helper.make_node("Sub", [INPUT_NAME, "mean"], ["centred"]),
+            *fill,
+            helper.make_node("Sub", [source, "mean"], ["centred"]),
             helper.make_node("Div", ["centred", "std"], ["z"]),
             helper.make_node("MatMul", ["z", "projection"], ["recon"]),
             helper.make_node("Sub", ["z", "recon"], ["residual"]),
@@ -77,12 +113,14 @@ def build_tiny_model(
             helper.make_node(
                 "ReduceMean", [FEATURE_ERRORS_OUTPUT, "axes"], [SCORE_OUTPUT], keepdims=0
             ),
+            *expected,
         ],
         "tiny",
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["batch", dim])],
         [
             helper.make_tensor_value_info(SCORE_OUTPUT, TensorProto.FLOAT, ["batch"]),
             helper.make_tensor_value_info(FEATURE_ERRORS_OUTPUT, TensorProto.FLOAT, ["batch", dim]),
+            *outputs,
         ],
         [
             numpy_helper.from_array(mean, "mean"),
@@ -96,14 +134,32 @@ def build_tiny_model(
     onnx.checker.check_model(model)
     directory.mkdir(parents=True, exist_ok=True)
     write_atomic(directory / MODEL_FILENAME, model.SerializeToString())
-    save_config(
-        tiny_config(directory, mean, std, threshold, version),
-        directory,
-    )
-    return TinyModel(directory, mean, std, projection, threshold, version)
+    tiny = TinyModel(directory, mean, std, projection, threshold, version)
+    extras = {}
+    if v3_extras:
+        held_out = mean + std * rng.normal(size=(2000, dim)).astype(np.float32)
+        extras = dict(
+            expected_output=EXPECTED_OUTPUT,
+            missing_values=MissingValues(fill=mean.tolist()),
+            severity=table_from_scores(tiny.expected(held_out)[0], "validation"),
+            columns=Columns(keys=["id"]),
+            training_threshold=threshold,
+        )
+    save_config(tiny_config(directory, mean, std, threshold, version, **extras), directory)
+    return tiny
 
 
-def tiny_config(directory: Path, mean, std, threshold: float, version: str) -> ModelConfig:
+def tiny_config(
+    directory: Path,
+    mean,
+    std,
+    threshold: float,
+    version: str,
+    training_threshold: float | None = None,
+    **v3_fields,
+) -> ModelConfig:
+    """The tiny model's config; ``training_threshold`` and ``v3_fields`` (ModelConfig's
+    version-3 fields) for a ``v3_extras`` model."""
     dim = len(mean)
     return ModelConfig(
         model_sha256=sha256_file(directory / MODEL_FILENAME),
@@ -123,7 +179,9 @@ def tiny_config(directory: Path, mean, std, threshold: float, version: str) -> M
             best_validation_loss=0.0,
             threshold_quantile=0.99,
             seed=0,
+            threshold=training_threshold,
         ),
+        **v3_fields,
     )
 
 

@@ -18,7 +18,7 @@ from tests.conftest import build_tiny_model
 
 CPU = RuntimeOptions(providers=("CPUExecutionProvider",))
 NEWER = (
-    "schema_version 99 is not one this DataSentinel reads (1, 2): it was written by a newer "
+    "schema_version 99 is not one this DataSentinel reads (1, 2, 3): it was written by a newer "
     "trainer; upgrade the engine, or retrain"
 )
 
