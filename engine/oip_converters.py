@@ -1,11 +1,21 @@
 """Open Inference Protocol (KServe v2) tensors <-> scoring-core batches, in pairs.
 
 The model takes one FP32 input ``[N, D]`` and answers ``score`` FP32 ``[N]``, ``is_anomaly`` BOOL
-``[N]`` and, when asked for by name, ``feature_errors`` FP32 ``[N, D]``. Responses always carry
-raw little-endian bytes (``raw_output_contents``), as Triton's do; requests may use either form.
+``[N]`` and, when asked for by name, ``feature_errors`` FP32 ``[N, D]``, ``severity`` FP32 ``[N]``
+and ``expected`` FP32 ``[N, D]`` (models that have them), ``missing`` BOOL ``[N, D]`` (values sent
+as NaN, filled in by the model), ``top_features`` BYTES ``[N, k]`` (each row's k most
+contributing feature names, most first) and ``top_feature_shares`` FP32 ``[N, k]`` (their shares
+of the row's score). Request parameters: ``threshold`` (a number: this request's own decision
+threshold) and ``top_features`` (an integer k, default 3 when an explanation output is asked for).
+The response's ``threshold`` parameter is the threshold used. Responses always carry raw
+little-endian bytes (``raw_output_contents``), as Triton's do; requests may use either form, not
+both.
 """
 
 from __future__ import annotations
+
+import functools
+import struct
 
 import numpy as np
 
@@ -20,17 +30,22 @@ from datasentinel.oip import grpc_predict_v2_pb2 as oip
 SERVER_NAME = "datasentinel"
 PLATFORM = "onnxruntime_onnx"
 SCORE, IS_ANOMALY, FEATURE_ERRORS = "score", "is_anomaly", "feature_errors"
+SEVERITY, EXPECTED, MISSING = "severity", "expected", "missing"
+TOP_FEATURES, TOP_FEATURE_SHARES = "top_features", "top_feature_shares"
 DEFAULT_OUTPUTS = (SCORE, IS_ANOMALY)
+EXPLANATIONS = (TOP_FEATURES, TOP_FEATURE_SHARES)
+DEFAULT_TOP_FEATURES = 3
+THRESHOLD_PARAMETER, TOP_FEATURES_PARAMETER = "threshold", "top_features"
 
 
 def check_model(name: str, version: str, model: LoadedModel, served_name: str) -> None:
     """Raises ModelNotFound unless ``name`` (and ``version``, when given) is what is served."""
     if name != served_name:
         raise ModelNotFound(f"unknown model '{name[:64]}': this engine serves '{served_name}'")
-    if version and version != model.config.model_version:
+    if version and version != model.model_version:
         raise ModelNotFound(
             f"model '{name[:64]}' version '{version[:64]}' is not served "
-            f"(serving version '{model.config.model_version}')"
+            f"(serving version '{model.model_version}')"
         )
 
 
@@ -40,10 +55,22 @@ def batch_from_infer_request(
     """The vectors to score and the output names to return, in order."""
     check_decoded(request)
     check_model(request.model_name, request.model_version, model, served_name)
-    outputs = _requested_outputs(request)
+    outputs = _requested_outputs(request, model)
     vectors = _input_vectors(request, model)
+    threshold = _number(request, THRESHOLD_PARAMETER, whole=False)
+    top = _number(request, TOP_FEATURES_PARAMETER, whole=True)
+    if top is None:
+        explain = any(name in outputs for name in EXPLANATIONS)
+        top = min(DEFAULT_TOP_FEATURES, model.input_dim) if explain else 0
     # The protocol has no per-row ids: results are positional, so row i answers input row i.
-    batch = ScoreBatch(range(len(vectors)), vectors, FEATURE_ERRORS in outputs)
+    batch = ScoreBatch(
+        range(len(vectors)),
+        vectors,
+        FEATURE_ERRORS in outputs,
+        threshold=threshold,
+        top_features=top,
+        want_expected=EXPECTED in outputs,
+    )
     return batch, outputs
 
 
@@ -56,31 +83,91 @@ def infer_response(
     response.parameters["threshold"].double_param = result.threshold
     response.parameters["execution_provider"].string_param = result.provider
     response.parameters["model_sha256"].string_param = result.model_sha256
-    tensors = {
-        SCORE: ("FP32", result.scores.astype(FLOAT32_LE, copy=False)),
-        IS_ANOMALY: ("BOOL", result.is_anomaly.astype(np.bool_, copy=False)),
-        FEATURE_ERRORS: ("FP32", result.feature_errors),
-    }
     for name in outputs:
-        datatype, array = tensors[name]
-        array = array.astype(FLOAT32_LE, copy=False) if datatype == "FP32" else array
-        response.outputs.add(name=name, datatype=datatype, shape=array.shape)
-        response.raw_output_contents.append(array.tobytes())
+        datatype, array = _OUTPUTS[name](result)
+        if datatype == "BYTES":
+            data, shape = array
+        else:
+            array = array.astype(FLOAT32_LE, copy=False) if datatype == "FP32" else array
+            data, shape = array.tobytes(), array.shape
+        response.outputs.add(name=name, datatype=datatype, shape=shape)
+        response.raw_output_contents.append(data)
     return response
+
+
+def _severity(result: ScoredBatch) -> tuple[str, np.ndarray]:
+    if result.severity is None:  # a model without a table swapped in since the request was read
+        return "FP32", np.full(len(result.scores), np.nan, np.float32)
+    return "FP32", result.severity
+
+
+def _missing(result: ScoredBatch) -> tuple[str, np.ndarray]:
+    if result.missing is None:
+        return "BOOL", np.zeros((len(result.scores), len(result.feature_names)), np.bool_)
+    return "BOOL", result.missing
+
+
+def _top_names(result: ScoredBatch) -> tuple[str, tuple[bytes, list[int]]]:
+    """Triton's raw BYTES: each element a 4-byte little-endian length, then its bytes."""
+    if result.top_features is None:  # the request asked for top_features 0
+        return "BYTES", (b"", [len(result.scores), 0])
+    index = result.top_features.index
+    encoded = _bytes_elements(tuple(result.feature_names))
+    return "BYTES", (b"".join([encoded[i] for i in index.ravel().tolist()]), list(index.shape))
+
+
+def _top_shares(result: ScoredBatch) -> tuple[str, np.ndarray]:
+    if result.top_features is None:
+        return "FP32", np.zeros((len(result.scores), 0), np.float32)
+    return "FP32", result.top_features.share
+
+
+_OUTPUTS = {
+    SCORE: lambda r: ("FP32", r.scores),
+    IS_ANOMALY: lambda r: ("BOOL", r.is_anomaly.astype(np.bool_, copy=False)),
+    FEATURE_ERRORS: lambda r: ("FP32", r.feature_errors),
+    SEVERITY: _severity,
+    EXPECTED: lambda r: ("FP32", r.expected),
+    MISSING: _missing,
+    TOP_FEATURES: _top_names,
+    TOP_FEATURE_SHARES: _top_shares,
+}
+
+
+@functools.lru_cache(maxsize=8)
+def _bytes_elements(feature_names: tuple[str, ...]) -> list[bytes]:
+    return [struct.pack("<I", len(b)) + b for b in (name.encode() for name in feature_names)]
+
+
+def _available(model: LoadedModel) -> tuple[str, ...]:
+    """The outputs this model can give: severity and expected need a version-3 model's."""
+    names = [SCORE, IS_ANOMALY, FEATURE_ERRORS]
+    names += [SEVERITY] if model.config.severity is not None else []
+    names += [EXPECTED] if model.config.expected_output is not None else []
+    return (*names, MISSING, TOP_FEATURES, TOP_FEATURE_SHARES)
 
 
 def model_metadata(model: LoadedModel, served_name: str) -> oip.ModelMetadataResponse:
     tensor = oip.ModelMetadataResponse.TensorMetadata
     dim = model.input_dim
+    shapes = {
+        SCORE: ("FP32", [-1]),
+        IS_ANOMALY: ("BOOL", [-1]),
+        FEATURE_ERRORS: ("FP32", [-1, dim]),
+        SEVERITY: ("FP32", [-1]),
+        EXPECTED: ("FP32", [-1, dim]),
+        MISSING: ("BOOL", [-1, dim]),
+        TOP_FEATURES: ("BYTES", [-1, -1]),
+        TOP_FEATURE_SHARES: ("FP32", [-1, -1]),
+    }
     return oip.ModelMetadataResponse(
         name=served_name,
-        versions=[model.config.model_version],
+        versions=[model.model_version],
         platform=PLATFORM,
         inputs=[tensor(name=model.config.input_name, datatype="FP32", shape=[-1, dim])],
         outputs=[
-            tensor(name=SCORE, datatype="FP32", shape=[-1]),
-            tensor(name=IS_ANOMALY, datatype="BOOL", shape=[-1]),
-            tensor(name=FEATURE_ERRORS, datatype="FP32", shape=[-1, dim]),
+            tensor(name=name, datatype=shapes[name][0], shape=shapes[name][1])
+            for name in _available(model)
         ],
     )
 
@@ -107,20 +194,43 @@ def stream_error(request: oip.ModelInferRequest, message: str) -> oip.ModelStrea
     return oip.ModelStreamInferResponse(error_message=message, infer_response=echo)
 
 
-def _requested_outputs(request: oip.ModelInferRequest) -> list[str]:
-    """Output names in order; each known, none twice (so at most three)."""
+def _requested_outputs(request: oip.ModelInferRequest, model: LoadedModel) -> list[str]:
+    """Output names in order; each one the model has, none twice."""
     outputs = [o.name for o in request.outputs] or list(DEFAULT_OUTPUTS)
-    known = (SCORE, IS_ANOMALY, FEATURE_ERRORS)
+    known = _available(model)
     unknown = sorted(set(outputs) - set(known))
     if unknown:
         shown = ", ".join(repr(name[:64]) for name in unknown[:5])
+        why = ""
+        if {SEVERITY, EXPECTED} & set(unknown):
+            why = (
+                f" ('{SEVERITY}' and '{EXPECTED}' need a model trained with this version's "
+                "trainer: retrain)"
+            )
         raise InvalidInput(
             f"unknown outputs [{shown}{', ...' if len(unknown) > 5 else ''}]: this model has "
-            f"'{SCORE}', '{IS_ANOMALY}', '{FEATURE_ERRORS}'"
+            + ", ".join(f"'{name}'" for name in known)
+            + why
         )
     if len(set(outputs)) != len(outputs):
         raise InvalidInput(f"outputs {outputs} name one output twice: ask for each at most once")
     return outputs
+
+
+def _number(request: oip.ModelInferRequest, name: str, whole: bool) -> float | int | None:
+    """The request parameter ``name`` as a number (None when absent). ``whole``: an integer
+    (int64_param or uint64_param); else also double_param."""
+    if name not in request.parameters:
+        return None
+    parameter = request.parameters[name]
+    kind = parameter.WhichOneof("parameter_choice")
+    allowed = ("int64_param", "uint64_param") + (() if whole else ("double_param",))
+    if kind not in allowed:
+        raise InvalidInput(
+            f"parameter '{name}' must be {'an integer' if whole else 'a number'} "
+            f"({', '.join(allowed)}), got {kind or 'no value'}"
+        )
+    return getattr(parameter, kind)
 
 
 def _input_vectors(request: oip.ModelInferRequest, model: LoadedModel) -> np.ndarray:
@@ -137,6 +247,11 @@ def _input_vectors(request: oip.ModelInferRequest, model: LoadedModel) -> np.nda
         shape = list(tensor.shape[:8]) + (["..."] if len(tensor.shape) > 8 else [])
         raise InvalidInput(f"input '{name}' shape {shape}: expected [N, {dim}]")
     rows, cols = tensor.shape
+    if request.raw_input_contents and tensor.contents.ByteSize():
+        raise InvalidInput(
+            f"input '{name}' has both raw_input_contents and contents: send the values once, "
+            "in one of the two"
+        )
     if request.raw_input_contents:
         raw = request.raw_input_contents
         if len(raw) != 1:

@@ -61,7 +61,15 @@ def test_tritonclient_scores_like_our_own_service(served, tmp_path):
     assert got["inputs"] == [
         {"name": "features", "datatype": "FP32", "shape": ["-1", str(model.dim)]}
     ]
-    assert got["outputs"] == ["score", "is_anomaly", "feature_errors"]
+    # An older model (no severity table, no expected output) lists what it can give.
+    assert got["outputs"] == [
+        "score",
+        "is_anomaly",
+        "feature_errors",
+        "missing",
+        "top_features",
+        "top_feature_shares",
+    ]
     assert got["id"] == "r1"
     assert got["parameters"]["threshold"] == pytest.approx(model.threshold)
     assert got["parameters"]["execution_provider"] == "CPUExecutionProvider"
@@ -151,3 +159,158 @@ def test_wrong_datatype_and_nan_are_invalid(stub, served):
         caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         and "non-finite" in caught.value.details()
     )
+
+
+def test_an_oip_request_with_both_raw_bytes_and_contents_is_refused(stub, served):
+    x = np.zeros((2, served[0].dim), np.float32)
+    request = infer_request(x)
+    request.inputs[0].contents.fp32_contents.extend(np.ones(x.size, np.float32))
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ModelInfer(request, timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "both raw_input_contents and contents" in caught.value.details()
+
+
+def output(response, name):
+    """One output of a response as numpy (FP32 or BOOL), by name."""
+    for tensor, raw in zip(response.outputs, response.raw_output_contents, strict=True):
+        if tensor.name == name:
+            dtype = "<f4" if tensor.datatype == "FP32" else np.bool_
+            return np.frombuffer(raw, dtype).reshape(tensor.shape)
+    raise KeyError(name)
+
+
+def outputs(*names):
+    return [oip.ModelInferRequest.InferRequestedOutputTensor(name=n) for n in names]
+
+
+def test_an_old_model_has_no_severity_and_says_to_retrain(stub, served):
+    x = np.zeros((2, served[0].dim), np.float32)
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ModelInfer(infer_request(x, outputs=outputs("score", "severity")), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "unknown outputs ['severity']" in caught.value.details()
+    assert "retrain" in caught.value.details()
+
+
+@pytest.fixture(scope="module")
+def served_v3(tmp_path_factory):
+    """A schema-3 model (NaN filled in, expected output, severity table) behind a real engine."""
+    from tests.conftest import build_tiny_model, spawn_engine, wait_serving
+
+    model = build_tiny_model(
+        tmp_path_factory.mktemp("models"), dim=6, threshold=0.4, version="v3", v3_extras=True
+    )
+    engine = spawn_engine(model.dir)
+    wait_serving(engine)
+    yield model, engine
+    engine.stop()
+
+
+@pytest.fixture
+def stub_v3(served_v3):
+    with served_v3[1].channel() as channel:
+        yield oip_grpc.GRPCInferenceServiceStub(channel)
+
+
+def test_tritonclient_gets_a_requests_threshold_and_named_top_features(served_v3, tmp_path):
+    model, engine = served_v3
+    x = np.random.default_rng(9).normal(scale=3, size=(40, model.dim)).astype(np.float32)
+    x += model.mean
+    np.save(tmp_path / "x.npy", x)
+    probe = subprocess.run(
+        [sys.executable, str(HERE / "triton_client_probe.py"), str(engine.port)]
+        + [str(tmp_path / "x.npy"), "explain"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert probe.returncode == 0, probe.stderr
+    got = json.loads(probe.stdout)
+    scores, errors = model.expected(x)
+    assert got["parameters"]["threshold"] == 2.5
+    assert got["is_anomaly"] == (np.array(got["score"]) > 2.5).tolist()
+    assert any(got["is_anomaly"]) and not all(got["is_anomaly"])
+    assert got["model_version"] == "v3"
+    names = [f"f{i}" for i in range(model.dim)]
+    top2 = [[names[i] for i in row] for row in np.argsort(-errors, axis=1)[:, :2]]
+    assert got["top_features"] == top2
+    shares = np.array(got["top_feature_shares"])
+    np.testing.assert_allclose(
+        shares, np.sort(errors, axis=1)[:, ::-1][:, :2] / errors.sum(1, keepdims=True), rtol=1e-4
+    )
+    assert np.array(got["missing"]).shape == (40, model.dim) and not np.any(got["missing"])
+    order = np.argsort(got["score"])
+    assert np.all(np.diff(np.array(got["severity"])[order]) >= 0)
+    assert got["expected_shape"] == [40, model.dim]
+    assert got["outputs"] == [
+        "score",
+        "is_anomaly",
+        "feature_errors",
+        "severity",
+        "expected",
+        "missing",
+        "top_features",
+        "top_feature_shares",
+    ]
+
+
+def test_nan_is_accepted_and_reported_missing_inf_is_refused(stub_v3, served_v3):
+    model = served_v3[0]
+    x = np.tile(model.mean, (3, 1)).astype(np.float32)
+    x[0, 0] += 10
+    x[1, 2] = np.nan
+    wanted = outputs("score", "missing", "expected", "top_features")
+    response = stub_v3.ModelInfer(infer_request(x, outputs=wanted), timeout=10)
+    missing = output(response, "missing")
+    assert missing.tolist() == np.isnan(x).tolist()
+    np.testing.assert_allclose(output(response, "expected"), model.reconstruction(x), atol=1e-5)
+    np.testing.assert_allclose(output(response, "score"), model.expected(x)[0], rtol=1e-5)
+    assert response.outputs[3].shape == [3, 3]  # the default top_features: 3
+    x[2, 1] = np.inf
+    with pytest.raises(grpc.RpcError) as caught:
+        stub_v3.ModelInfer(infer_request(x), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (
+        "feature 'f1'" in caught.value.details()
+        and "Inf cannot be scored" in caught.value.details()
+    )
+
+
+def with_parameters(request, **values):
+    for name, (kind, value) in values.items():
+        setattr(request.parameters[name], kind, value)
+    return request
+
+
+def test_a_requests_threshold_changes_the_flags_and_is_reported(stub_v3, served_v3):
+    x = np.random.default_rng(2).normal(scale=2, size=(30, served_v3[0].dim)).astype(np.float32)
+    default = stub_v3.ModelInfer(infer_request(x), timeout=10)
+    scores = output(default, "score")
+    assert default.parameters["threshold"].double_param == pytest.approx(0.4)
+    for kind, value in (("double_param", 1.5), ("int64_param", 2)):
+        request = with_parameters(infer_request(x), threshold=(kind, value))
+        answer = stub_v3.ModelInfer(request, timeout=10)
+        assert answer.parameters["threshold"].double_param == value
+        assert output(answer, "is_anomaly").tolist() == (scores > value).tolist()
+    assert (scores > 0.4).sum() > (scores > 2).sum() > 0
+
+
+BAD_PARAMETERS = {
+    "negative threshold": (dict(threshold=("double_param", -1.0)), "threshold -1.0"),
+    "NaN threshold": (dict(threshold=("double_param", float("nan"))), "threshold nan"),
+    "text threshold": (dict(threshold=("string_param", "high")), "must be a number"),
+    "too many top features": (dict(top_features=("int64_param", 7)), "top_features 7"),
+    "fractional top features": (dict(top_features=("double_param", 1.5)), "an integer"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_PARAMETERS, ids=list(BAD_PARAMETERS))
+def test_bad_parameters_are_refused_with_what_to_send(stub_v3, served_v3, case):
+    values, message = BAD_PARAMETERS[case]
+    x = np.zeros((2, served_v3[0].dim), np.float32)
+    request = with_parameters(infer_request(x, outputs=outputs("top_features")), **values)
+    with pytest.raises(grpc.RpcError) as caught:
+        stub_v3.ModelInfer(request, timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert message in caught.value.details()

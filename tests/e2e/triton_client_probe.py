@@ -2,6 +2,10 @@
 another inference server would; prints what it got as JSON. Run by test_open_inference_protocol.
 
     python triton_client_probe.py PORT VECTORS.npy
+    python triton_client_probe.py PORT VECTORS.npy explain   # a model with severity, expected
+
+With ``explain``: one request with the parameters threshold 2.5 and top_features 2 and every
+per-row output, as a user of issue 16's answers would send it; nothing else.
 """
 
 import json
@@ -14,6 +18,26 @@ import tritonclient.grpc as triton
 port, vectors_path = sys.argv[1], sys.argv[2]
 x = np.load(vectors_path)
 client = triton.InferenceServerClient(url=f"127.0.0.1:{port}")
+if sys.argv[3:] == ["explain"]:
+    features = triton.InferInput("features", list(x.shape), "FP32")
+    features.set_data_from_numpy(x)
+    names = ("score", "is_anomaly", "severity", "top_features", "top_feature_shares", "missing")
+    result = client.infer(
+        "datasentinel",
+        [features],
+        outputs=[triton.InferRequestedOutput(n) for n in (*names, "expected")],
+        parameters={"threshold": 2.5, "top_features": 2},
+    )
+    out = {name: result.as_numpy(name).tolist() for name in names}
+    out["top_features"] = [[b.decode() for b in row] for row in result.as_numpy("top_features")]
+    out["expected_shape"] = list(result.as_numpy("expected").shape)
+    response = result.get_response(as_json=True)
+    out["parameters"] = {k: next(iter(v.values())) for k, v in response["parameters"].items()}
+    out["model_version"] = response["model_version"]
+    metadata = client.get_model_metadata("datasentinel", as_json=True)
+    out["outputs"] = [o["name"] for o in metadata["outputs"]]
+    print(json.dumps(out))
+    sys.exit(0)
 out = {
     "live": client.is_server_live(),
     "ready": client.is_server_ready(),
