@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import shutil
 import sys
+import tempfile
 import threading
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import TextIO
 
 import numpy as np
 
-from datasentinel.producer.client import Numbering, ScoreStreamClient, open_channel
-from datasentinel.producer.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from datasentinel.producer.client import (
+    Numbering,
+    RequestOptions,
+    ScoreStreamClient,
+    open_channel,
+)
+from datasentinel.producer.csv_input import read_header
+from datasentinel.producer.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ProducerError
 from datasentinel.producer.fanout import FanOut
-from datasentinel.producer.health import check_input, fetch_model_info, wait_until_serving
+from datasentinel.producer.health import (
+    check_input,
+    fetch_model_info,
+    model_spec,
+    wait_until_serving,
+)
 from datasentinel.producer.ledger import Ledger, RowState
 from datasentinel.producer.report import (
     LabelMetrics,
@@ -27,7 +43,7 @@ from datasentinel.producer.report import (
 from datasentinel.producer.retry import Recovery
 from datasentinel.producer.security import ClientSecurity
 from datasentinel.producer.settings import ProducerSettings
-from datasentinel.producer.sources import Source, open_source, paced
+from datasentinel.producer.sources import ModelSpec, Source, open_source, paced
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +65,9 @@ class RunResult:
     reconnects: int = 0
     reconnect_seconds: tuple[float, ...] = ()  # per reconnect: break noticed -> new stream
     stream_errors: tuple[str, ...] = ()  # why each broken stream ended
+    keys: dict[str, np.ndarray] = field(default_factory=dict)  # key columns: raw text per row
+    rejected: int = 0  # rows not sent (a missing value the model cannot fill in, or an infinity)
+    missing_cells: int = 0  # missing values sent as NaN for the model to fill in
 
     @property
     def n_rows(self) -> int:
@@ -130,35 +149,43 @@ class RunResult:
 
 def run(settings: ProducerSettings, out: TextIO | None = None) -> RunResult:
     """Loads the input, waits for the engine, streams every vector, prints per-row lines and
-    the summary to ``out`` (stdout by default) and writes ``settings.output``.
+    the summary to ``out`` (stdout by default; stderr when the --output CSV goes to stdout) and
+    writes ``settings.output``.
 
     Raises SourceError / InputMismatch (bad input) and EngineNotReady before anything is sent;
     once streaming, problems are in the result (``exit_code``), not raised."""
-    out = sys.stdout if out is None else out
-    source = open_source(settings.csv, settings.label_column, settings.count, settings.seed)
-    target = settings.target
-    log.info("input: %s, %d features per vector", source.description, source.width)
-    balanced = settings.engine_target is not None
-    with open_channel(target, ClientSecurity.from_settings(settings), balanced=balanced) as channel:
-        wait_until_serving(channel, target, settings.ready_timeout)
-        info = fetch_model_info(channel, target)
-        batch_size = check_input(info, source, settings.batch_size)
-        log.info(
-            "streaming to %s (model %s) in messages of %d vectors, at most %d in flight "
-            "per stream, %d stream(s)",
-            target,
-            info.model_version,
-            batch_size,
-            settings.max_in_flight,
-            settings.streams,
-        )
-        ledger, client = _stream(channel, target, source, settings, batch_size, out)
+    to_stdout = is_dash(settings.output)
+    out = (sys.stderr if to_stdout else sys.stdout) if out is None else out
+    with ExitStack() as stack:
+        csv_path = _input_path(settings.csv, stack)
+        if csv_path is not None:
+            read_header(csv_path)  # a missing or empty file fails before waiting for the engine
+        target = settings.target
+        balanced = settings.engine_target is not None
+        security = ClientSecurity.from_settings(settings)
+        with open_channel(target, security, balanced=balanced) as channel:
+            wait_until_serving(channel, target, settings.ready_timeout)
+            info = fetch_model_info(channel, target)
+            source = _load(settings, csv_path, model_spec(info))
+            log.info("input: %s, %d features per vector", source.description, source.width)
+            batch_size = check_input(info, source, settings.batch_size)
+            options = RequestOptions(settings.threshold, _top_k(settings.top_features, info))
+            log.info(
+                "streaming to %s (model %s) in messages of %d vectors, at most %d in flight "
+                "per stream, %d stream(s)",
+                target,
+                info.model_version,
+                batch_size,
+                settings.max_in_flight,
+                settings.streams,
+            )
+            ledger, client = _stream(channel, target, source, settings, batch_size, options, out)
     result = RunResult(
         target=target,
         source=source.description,
         batch_size=batch_size,
         model_version=info.model_version,
-        threshold=info.threshold,
+        threshold=info.threshold if settings.threshold is None else settings.threshold,
         labels=source.labels,
         ledger=ledger,
         stream_error=client.error,
@@ -166,6 +193,9 @@ def run(settings: ProducerSettings, out: TextIO | None = None) -> RunResult:
         reconnects=client.reconnects,
         reconnect_seconds=tuple(client.reconnect_seconds),
         stream_errors=tuple(client.stream_errors),
+        keys=source.keys,
+        rejected=len(source.rejected),
+        missing_cells=source.missing_cells,
     )
     if client.error:
         log.error("stream to %s ended early: %s", target, client.error)
@@ -173,17 +203,80 @@ def run(settings: ProducerSettings, out: TextIO | None = None) -> RunResult:
         log.info("finished after %d reconnect(s)", client.reconnects)
     out.write(format_summary(result))
     out.flush()
-    if settings.output is not None:
+    if to_stdout:
+        write_csv(sys.stdout, result)
+        sys.stdout.flush()
+    elif settings.output is not None:
         write_csv(settings.output, result)
         log.info("wrote %d rows to %s", result.n_rows, settings.output)
     return result
 
 
+def is_dash(path: Path | None) -> bool:
+    """True for '-' (standard input or output)."""
+    return path is not None and str(path) == "-"
+
+
+STDIN_NAME = "standard input"
+
+
+def _input_path(csv: Path | None, stack: ExitStack) -> Path | None:
+    """The CSV to read: ``csv``, or for '-' a temporary copy of standard input (the reader goes
+    over the file more than once), removed when ``stack`` closes."""
+    if not is_dash(csv):
+        return csv
+    folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="datasentinel-")))
+    path = folder / "stdin.csv"
+    with open(path, "wb") as f:
+        stdin = getattr(sys.stdin, "buffer", None)
+        if stdin is not None:
+            shutil.copyfileobj(stdin, f)
+        else:  # a text stream without bytes (tests)
+            f.write(sys.stdin.read().encode())
+    return path
+
+
+def _load(settings: ProducerSettings, csv_path: Path | None, model: ModelSpec) -> Source:
+    """The source matched to the model; errors about a copy of stdin name standard input."""
+    try:
+        source = open_source(csv_path, settings.label_column, settings.count, settings.seed, model)
+    except ProducerError as e:
+        if is_dash(settings.csv) and csv_path is not None:
+            raise type(e)(str(e).replace(str(csv_path), STDIN_NAME)) from e
+        raise
+    if is_dash(settings.csv) and csv_path is not None:
+        description = source.description.replace(str(csv_path), STDIN_NAME)
+        source = dataclasses.replace(source, description=description)
+    return source
+
+
+def _top_k(top_features: int, info) -> int:
+    """--top-features, lowered to the model's feature count (the engine refuses more)."""
+    if info.input_dim and top_features > info.input_dim:
+        log.info(
+            "--top-features %d is above the model's %d features; using %d",
+            top_features,
+            info.input_dim,
+            info.input_dim,
+        )
+        return info.input_dim
+    return top_features
+
+
 def _stream(
-    channel, target: str, source: Source, settings: ProducerSettings, batch_size: int, out: TextIO
+    channel,
+    target: str,
+    source: Source,
+    settings: ProducerSettings,
+    batch_size: int,
+    options: RequestOptions,
+    out: TextIO,
 ):
-    ledger = Ledger(source.n_rows)
+    ledger = Ledger(source.n_rows, top_k=options.top_features)
     printer = RowPrinter(out, settings.show, source.labels, source.n_rows, use_color(out))
+    if len(source.rejected):
+        ledger.fail_each(source.rejected, source.rejected_reasons)
+        printer.rejected(source.rejected, source.rejected_reasons)
     recovery = Recovery(settings.max_retry_seconds, settings.answer_timeout)
     shared = settings.streams > 1
     numbering = Numbering()
@@ -197,6 +290,7 @@ def _stream(
             wait_ready=lambda timeout: wait_until_serving(channel, target, timeout),
             numbering=numbering,
             close_ledger=not shared,
+            options=options,
         )
         for _ in range(settings.streams)
     ]

@@ -10,7 +10,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from datasentinel.producer.errors import EngineNotReady, InputMismatch
-from datasentinel.producer.sources import Source
+from datasentinel.producer.sources import ModelSpec, Source
 from datasentinel.v1 import scoring_pb2, scoring_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -90,10 +90,16 @@ def fetch_model_info(channel: grpc.Channel, target: str) -> scoring_pb2.ModelInf
         ) from e
 
 
+def model_spec(info: scoring_pb2.ModelInfo) -> ModelSpec:
+    return ModelSpec(
+        list(info.feature_names), info.input_dim, info.accepts_missing, info.model_version
+    )
+
+
 def check_input(info: scoring_pb2.ModelInfo, source: Source, batch_size: int) -> int:
-    """Raises InputMismatch when the vectors' width is not the model's input_dim; warns when the
-    column names differ from the model's features. Returns the batch size to use: lowered to
-    the engine's max_batch_rows when above it."""
+    """Raises InputMismatch when the vectors' width is not the model's input_dim. (CSV columns
+    are matched to the model's features by name when the source is read: producer/sources.py.)
+    Returns the batch size to use: lowered to the engine's max_batch_rows when above it."""
     if source.width != info.input_dim:
         names = ", ".join(info.feature_names) or "names unknown"
         raise InputMismatch(
@@ -103,8 +109,8 @@ def check_input(info: scoring_pb2.ModelInfo, source: Source, batch_size: int) ->
     expected = list(info.feature_names)
     if source.feature_names is not None and expected and source.feature_names != expected:
         log.warning(
-            "column names of %s differ from the model's features: %s vs %s; the vectors are "
-            "sent in file order",
+            "the features of %s are not the model's: %s vs %s; the vectors are sent in the "
+            "source's order",
             source.description,
             source.feature_names,
             expected,

@@ -10,7 +10,10 @@ id of the request missing from its answer. An answer for a row already answered 
 answered twice) is counted once and noted; if a different model answered it, that is a violation.
 Rows that end without a result (error answer, broken stream, never sent) are FAILED with a reason.
 
-Row ids are row indices (0..n_rows-1), so per-row state lives in flat arrays indexed by id.
+Row ids are row indices (0..n_rows-1), so per-row state lives in flat arrays indexed by id: state,
+score, flag, severity, the threshold used, the model that answered, and the top features' name
+indices, shares, values and expected values ([rows, k] numpy arrays). Only the rows with missing
+features carry a Python object (a tuple of name indices), so a million rows stay small.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 
 import numpy as np
@@ -50,8 +53,49 @@ class Message:
 
 
 @dataclass(frozen=True)
+class Explanations:
+    """``RowExplanation``s as columns: row i's j-th top feature is ``names[top[i, j]]`` with its
+    share, value and expected value (-1 and NaN past the row's last one); ``missing[i]`` holds the
+    indices into ``names`` of row i's missing features."""
+
+    names: list[str]
+    top: np.ndarray  # int32 [rows, k]
+    share: np.ndarray  # float32 [rows, k]
+    value: np.ndarray  # float32 [rows, k]
+    expected: np.ndarray  # float32 [rows, k]
+    missing: list[tuple[int, ...]]
+
+    def __len__(self) -> int:
+        return len(self.missing)
+
+    def take(self, positions: np.ndarray) -> Explanations:
+        """The rows at ``positions``, in that order."""
+        p = np.asarray(positions, dtype=np.int64)
+        missing = [self.missing[i] for i in p.tolist()]
+        return Explanations(
+            self.names, self.top[p], self.share[p], self.value[p], self.expected[p], missing
+        )
+
+    def top_feature(self, row: int) -> tuple[str, float, float, float] | None:
+        """(name, share, value, expected) of row ``row``'s largest contribution, if any."""
+        if not self.top.shape[1] or self.top[row, 0] < 0:
+            return None
+        j = int(self.top[row, 0])
+        return (
+            self.names[j],
+            float(self.share[row, 0]),
+            float(self.value[row, 0]),
+            float(self.expected[row, 0]),
+        )
+
+
+_NO_SEVERITY = np.empty(0, dtype=np.float32)
+
+
+@dataclass(frozen=True)
 class Result:
-    """A decoded ``ScoreResponse``: columns, element i of each belonging to one row."""
+    """A decoded ``ScoreResponse``: columns, element i of each belonging to one row. ``severity``
+    is empty for models without it; ``explanations`` None when the answer has none."""
 
     request_id: str
     ids: np.ndarray
@@ -59,6 +103,8 @@ class Result:
     is_anomaly: np.ndarray
     threshold: float
     model_version: str
+    severity: np.ndarray = field(default_factory=lambda: _NO_SEVERITY)
+    explanations: Explanations | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +129,9 @@ class Outcome:
     failed_ids: np.ndarray
     reason: str | None
     retry: bool = False  # a transient error answer: the message's rows wait to be sent again
+    severity: np.ndarray | None = None  # per ok row (NaN when the model has none)
+    explanations: Explanations | None = None  # per ok row, when the answer had them
+    model_version: str | None = None  # the model that answered the ok rows
 
 
 _NO_IDS = np.empty(0, dtype=np.uint64)
@@ -92,11 +141,22 @@ class Ledger:
     """Per-row state, scores and failure reasons; per-message latency. Thread-safe: the feeder,
     gRPC's request thread and the response reader all report to it."""
 
-    def __init__(self, n_rows: int, clock=time.perf_counter) -> None:
+    def __init__(self, n_rows: int, clock=time.perf_counter, *, top_k: int = 0) -> None:
+        """``top_k``: how many top features per row to keep (the request's ``top_features``)."""
         self.n_rows = n_rows
         self.state = np.zeros(n_rows, dtype=np.int8)
         self.scores = np.full(n_rows, np.nan, dtype=np.float32)
         self.is_anomaly = np.zeros(n_rows, dtype=bool)
+        self.severity = np.full(n_rows, np.nan, dtype=np.float32)
+        self.threshold_used = np.full(n_rows, np.nan, dtype=np.float32)
+        self.top_k = top_k
+        self.top = np.full((n_rows, top_k), -1, dtype=np.int32)  # index into feature_names
+        self.top_share = np.full((n_rows, top_k), np.nan, dtype=np.float32)
+        self.top_value = np.full((n_rows, top_k), np.nan, dtype=np.float32)
+        self.top_expected = np.full((n_rows, top_k), np.nan, dtype=np.float32)
+        self.missing: dict[int, tuple[int, ...]] = {}  # row: indices into feature_names
+        self.feature_names: list[str] = []  # every name the explanations used
+        self._feature_index: dict[str, int] = {}
         self.reason_index = np.full(n_rows, -1, dtype=np.int32)
         self.reasons: list[str] = []
         self._reason_index: dict[str, int] = {}
@@ -214,6 +274,13 @@ class Ledger:
         with self._lock:
             self._fail(ids[self.state[ids] <= RowState.PENDING], reason)
 
+    def fail_each(self, ids: np.ndarray, reasons: tuple[str, ...] | list[str]) -> None:
+        """Fails each row of ``ids`` not answered yet with its own reason (rows not sent)."""
+        with self._lock:
+            for row, reason in zip(np.asarray(ids).tolist(), reasons, strict=True):
+                if self.state[row] <= RowState.PENDING:
+                    self._fail(np.array([row], dtype=np.int64), reason)
+
     def close(self, stream_error: str | None) -> None:
         """The run is over: every row not answered yet fails, with ``stream_error`` (why the
         last stream ended, or why the producer gave up)."""
@@ -234,6 +301,21 @@ class Ledger:
     def count(self, state: RowState) -> int:
         return int(np.count_nonzero(self.state == state))
 
+    @property
+    def model_names(self) -> list[str]:
+        """Model versions by index (``model_index``), in the order they first answered."""
+        return list(self._models)
+
+    @property
+    def model_index(self) -> np.ndarray:
+        """Per row: the index in ``model_names`` of the model that answered it, -1 for none."""
+        return self._model
+
+    def reason_of(self, row: int) -> str:
+        """Why row ``row`` failed ('' when it did not)."""
+        index = int(self.reason_index[row])
+        return self.reasons[index] if index >= 0 and self.state[row] == RowState.FAILED else ""
+
     def failures(self) -> list[tuple[str, int]]:
         """(reason, failed rows) for each reason, in the order the reasons first occurred."""
         failed = self.reason_index[self.state == RowState.FAILED]
@@ -243,23 +325,46 @@ class Ledger:
     # -- internals (called with the lock held) ----------------------------------------------
 
     def _apply_result(self, message: Message, result: Result) -> Outcome:
-        lengths = {len(result.ids), len(result.scores), len(result.is_anomaly)}
-        if len(lengths) != 1:
+        n = len(result.ids)
+        if len({n, len(result.scores), len(result.is_anomaly)}) != 1:
             self._violate(f"request {message.request_id}: result columns of different lengths")
             return self._fail_message(message, "malformed result (columns of different lengths)")
+        severity, explanations = result.severity, result.explanations
+        if len(severity) not in (0, n):
+            self._violate(f"request {message.request_id}: {len(severity)} severities for {n} rows")
+            severity = _NO_SEVERITY
+        if explanations is not None and len(explanations) not in (0, n):
+            self._violate(
+                f"request {message.request_id}: {len(explanations)} explanations for {n} rows"
+            )
+            explanations = None
+        if not len(severity):
+            severity = np.full(n, np.nan, dtype=np.float32)
+        if explanations is not None and not len(explanations):
+            explanations = None
         self.thresholds.add(float(result.threshold))
         if np.array_equal(result.ids, message.ids):  # the normal case, vectorised
-            ok, scores, flags = result.ids, result.scores, result.is_anomaly
+            ok, positions = result.ids, None
             repeated = missing = _NO_IDS
         else:
-            ok, scores, flags, repeated, missing = self._match_rows(message, result)
+            ok, positions, repeated, missing = self._match_rows(message, result)
         fresh = self.state[ok] == RowState.PENDING
         if not fresh.all():
             self._answered_again(ok[~fresh], result.model_version)
-            ok, scores, flags = ok[fresh], scores[fresh], flags[fresh]
+            ok = ok[fresh]
+            base = np.arange(n) if positions is None else positions
+            positions = base[fresh]
+        scores, flags = result.scores, result.is_anomaly
+        if positions is not None:
+            scores, flags, severity = scores[positions], flags[positions], severity[positions]
+            explanations = None if explanations is None else explanations.take(positions)
         self.state[ok] = RowState.OK
         self.scores[ok] = scores
         self.is_anomaly[ok] = flags
+        self.severity[ok] = severity
+        self.threshold_used[ok] = result.threshold
+        if explanations is not None:
+            self._explain(ok, explanations)
         self._model[ok] = self._models.setdefault(result.model_version, len(self._models))
         self.model_versions[result.model_version] += len(ok)
         if len(repeated):
@@ -268,7 +373,37 @@ class Ledger:
             self._fail(missing, "missing from its request's answer (engine protocol violation)")
         failed = np.concatenate([repeated, missing])
         reason = "missing from or repeated in the answer" if len(failed) else None
-        return Outcome(message, ok, scores, flags, float(result.threshold), failed, reason)
+        return Outcome(
+            message,
+            ok,
+            scores,
+            flags,
+            float(result.threshold),
+            failed,
+            reason,
+            severity=severity,
+            explanations=explanations,
+            model_version=result.model_version,
+        )
+
+    def _explain(self, ok: np.ndarray, explanations: Explanations) -> None:
+        """Keeps the explanations of rows ``ok``: names as indices into ``feature_names``."""
+        ids = {
+            name: self._feature_index.setdefault(name, len(self._feature_index))
+            for name in explanations.names
+        }
+        self.feature_names = list(self._feature_index)
+        to_global = np.array([ids[name] for name in explanations.names] + [-1], dtype=np.int32)
+        k = min(self.top_k, explanations.top.shape[1])
+        if k:
+            top = explanations.top[:, :k]
+            self.top[ok, :k] = to_global[top]  # -1 (none) maps to the -1 at the end
+            self.top_share[ok, :k] = explanations.share[:, :k]
+            self.top_value[ok, :k] = explanations.value[:, :k]
+            self.top_expected[ok, :k] = explanations.expected[:, :k]
+        for row, names in zip(ok.tolist(), explanations.missing, strict=True):
+            if names:
+                self.missing[row] = tuple(int(to_global[j]) for j in names)
 
     def _match_rows(self, message: Message, result: Result):
         """Row by row: the first answer of each id of the request counts; a repeated id fails
@@ -291,11 +426,10 @@ class Ledger:
             self.missing_ids += 1
             self._violate(f"request {message.request_id}: id {row_id} missing from its answer")
         good = [i for i in seen if i not in repeated]
-        positions = [seen[i] for i in good]
+        positions = np.array([seen[i] for i in good], dtype=np.int64)
         return (
             np.array(good, dtype=np.uint64),
-            result.scores[positions],
-            result.is_anomaly[positions],
+            positions,
             np.array(sorted(repeated), dtype=np.uint64),
             np.array(missing, dtype=np.uint64),
         )

@@ -72,15 +72,42 @@ class RowPrinter:
         flagged = bool(outcome.is_anomaly[i])
         label = self._label(row_id)
         verdict = ANOMALY_MARK if flagged else "ok"
+        severity = np.nan if outcome.severity is None else float(outcome.severity[i])
         line = (
             f"id {row_id:>{self._id_width}}  score {_number(outcome.scores[i])}  "
-            f"threshold {_number(outcome.threshold)}  {verdict:<10}"
+            f"severity {_severity(severity)}  threshold {_number(outcome.threshold)}  "
+            f"{verdict:<10}"
         )
         if label is not None:
             line += f"  label {label}"
             if label and not flagged:
                 line += " (missed)"
+        explanations = outcome.explanations
+        if explanations is not None:
+            top = explanations.top_feature(i) if flagged else None
+            if top is not None:
+                name, share, value, expected = top
+                line += (
+                    f"  top {name} = {_value(value)} (expected {_value(expected)}, "
+                    f"{share:.0%} of the score)"
+                )
+            missing = [explanations.names[j] for j in explanations.missing[i]]
+            if missing:
+                line += f"  missing {', '.join(missing)}"
         return self._paint(line.rstrip(), _RED if flagged else None)
+
+    def rejected(self, ids: np.ndarray, reasons: tuple[str, ...] | list[str]) -> None:
+        """Rows not sent (missing or infinite values): the first few, then how many more."""
+        if self._show == Show.none or not len(ids):
+            return
+        lines = [
+            self._paint(f"{FAILED_MARK}  id {row}: {reason}", _YELLOW)
+            for row, reason in zip(ids[:MAX_FAILURE_LINES].tolist(), reasons, strict=False)
+        ]
+        if len(ids) > MAX_FAILURE_LINES:
+            lines.append(f"... and {len(ids) - MAX_FAILURE_LINES} more rows not sent")
+        self._out.write("\n".join(lines) + "\n")
+        self._out.flush()
 
     def _failure_line(self, outcome: Outcome) -> str:
         where = f" [request {outcome.message.request_id}]" if outcome.message else ""
@@ -94,6 +121,16 @@ class RowPrinter:
 
     def _paint(self, text: str, color: str | None) -> str:
         return f"{color}{text}{_RESET}" if color and self._color else text
+
+
+def _severity(x: float) -> str:
+    """0..1 with 4 decimals; '-' for a model without severity."""
+    return "     -" if np.isnan(x) else f"{x:.4f}"
+
+
+def _value(x: float) -> str:
+    """A feature value as a person reads it: float32's shortest form ('81.2', not 81.19999)."""
+    return "missing" if np.isnan(x) else str(np.float32(x))
 
 
 def _number(x: float) -> str:
@@ -138,17 +175,34 @@ def label_metrics(labels: np.ndarray, scores: np.ndarray, flags: np.ndarray) -> 
 
 def format_summary(result: RunResult) -> str:
     r = result
-    model = ", ".join(r.model_versions) or r.model_version or "?"
+    models = _by_model(r)
+    if len(models) > 1:
+        engine = f"{r.target}, models {', '.join(m.version for m in models)} (per model below)"
+    elif models:
+        engine = f"{r.target}, model {models[0].version} (threshold {models[0].thresholds})"
+    else:
+        engine = f"{r.target}, model {r.model_version or '?'} (threshold {r.threshold:.4g})"
     fields = [
-        ("engine", f"{r.target}, model {model} (threshold {r.threshold:.4g})"),
+        ("engine", engine),
         ("input", f"{r.source}, {r.batch_size} vectors per message"),
+        *_input_fields(r),
         ("sent", f"{r.vectors_sent} of {r.n_rows} vectors in {r.messages_sent} messages"),
         ("answered", f"{r.answered} ({_percent(r.answered, r.n_rows)})"),
         ("failed", f"{r.failed}"),
         *_recovery_fields(r),
         ("flagged", f"{r.flagged} of {r.answered} answered ({_percent(r.flagged, r.answered)})"),
-        ("throughput", _throughput(r)),
     ]
+    if len(models) > 1:
+        fields.append(("by model", "(a reload during the run)"))
+        fields += [
+            (
+                f"  {m.version}",
+                f"{m.answered} answered, {m.flagged} flagged "
+                f"({_percent(m.flagged, m.answered)}), threshold {m.thresholds}",
+            )
+            for m in models
+        ]
+    fields.append(("throughput", _throughput(r)))
     if len(r.latencies_ms):
         p50, p99 = np.percentile(r.latencies_ms, [50, 99])
         fields.append(("latency", f"p50 {p50:.2f} ms, p99 {p99:.2f} ms per message"))
@@ -167,6 +221,52 @@ def format_summary(result: RunResult) -> str:
     lines += _failure_lines(r)
     lines.append(_field("result", _verdict(r)))
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class ModelRows:
+    """What one model version did in a run."""
+
+    version: str
+    answered: int
+    flagged: int
+    thresholds: str  # the threshold(s) its answers used, e.g. '0.5'
+
+
+def _by_model(r: RunResult) -> list[ModelRows]:
+    """Per model version that answered rows, in the order they first answered."""
+    ledger = r.ledger
+    index, used = ledger.model_index, ledger.threshold_used
+    ok = ledger.state == RowState.OK
+    models = []
+    for i, version in enumerate(ledger.model_names):
+        rows = ok & (index == i)
+        answered = int(np.count_nonzero(rows))
+        if not answered:
+            continue
+        flagged = int(np.count_nonzero(rows & ledger.is_anomaly))
+        values = np.unique(used[rows])
+        thresholds = ", ".join(f"{x:.4g}" for x in values.tolist())
+        models.append(ModelRows(version, answered, flagged, thresholds or "?"))
+    return models
+
+
+def _input_fields(r: RunResult) -> list[tuple[str, str]]:
+    """Rows not sent and missing values sent: shown only when there were any."""
+    fields = []
+    if r.rejected:
+        fields.append(
+            (
+                "not sent",
+                f"{r.rejected} rows with a missing or infinite feature value (failed; each "
+                "one's reason is under failures and in --output's error column)",
+            )
+        )
+    if r.missing_cells:
+        fields.append(
+            ("missing", f"{r.missing_cells} empty values sent as NaN, filled in by the model")
+        )
+    return fields
 
 
 def _throughput(r: RunResult) -> str:
@@ -242,28 +342,126 @@ def _percent(part: int, whole: int) -> str:
     return f"{100 * part / whole:.2f}%" if whole else "n/a"
 
 
-def write_csv(path: Path, result: RunResult) -> None:
-    """One row per input row, in input order: id,score,is_anomaly (+label when known). Rows
-    without a result have empty score and is_anomaly. Written atomically (temp file + rename),
-    so a reader never sees half a file."""
-    ledger = result.ledger
-    ok = (ledger.state == RowState.OK).tolist()
-    # Rows without a result: empty cells. Scores: 9 significant digits (float32 round-trips).
-    scores = [f"{x:.9g}" if a else "" for x, a in zip(ledger.scores.tolist(), ok, strict=True)]
-    flags = [int(x) if a else "" for x, a in zip(ledger.is_anomaly.tolist(), ok, strict=True)]
-    header = ["id", "score", "is_anomaly"]
-    columns = [range(ledger.n_rows), scores, flags]
-    if result.labels is not None:
-        header.append("label")
-        columns.append(np.asarray(result.labels).tolist())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+# The result columns of --output, after the id and the key columns.
+RESULT_COLUMNS = [
+    "score",
+    "is_anomaly",
+    "severity",
+    "threshold",
+    "model_version",
+    "top_features",
+    "top_values",
+    "top_expected",
+    "missing_features",
+]
+
+
+def output_header(result: RunResult) -> list[str]:
+    """The --output columns: id, the key columns as given, the results, label, error."""
+    return (
+        ["id", *_key_names(result), *RESULT_COLUMNS]
+        + (["label"] if result.labels is not None else [])
+        + ["error"]
+    )
+
+
+def write_csv(target: Path | TextIO, result: RunResult) -> None:
+    """One row per input row, in input order: ``output_header``'s columns. Rows without a result
+    have empty result cells and their reason under ``error``. To a path: written atomically
+    (temp file + rename), so a reader never sees half a file, with the permissions the user's
+    umask gives; else to the open text stream ``target`` (standard output)."""
+    header = output_header(result)
+    columns = _output_columns(result)
+    if not isinstance(target, Path):
+        writer = csv.writer(target, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(zip(*columns, strict=True))
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", newline="") as f:
             writer = csv.writer(f, lineterminator="\n")
             writer.writerow(header)
             writer.writerows(zip(*columns, strict=True))
-        os.replace(tmp, path)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp made it 0600
+        os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o22)
+    os.umask(mask)
+    return mask
+
+
+def _key_names(result: RunResult) -> list[str]:
+    """The key columns' names in the output; one that would collide with an output column gets
+    'input_' in front."""
+    taken = {"id", *RESULT_COLUMNS, "label", "error"}
+    return [f"input_{name}" if name in taken else name for name in result.keys]
+
+
+def _output_columns(result: RunResult) -> list[list]:
+    ledger = result.ledger
+    n = ledger.n_rows
+    ok = ledger.state == RowState.OK
+    okl = ok.tolist()
+
+    def blank(values: list) -> list:
+        return [v if a else "" for v, a in zip(values, okl, strict=True)]
+
+    # Scores: 9 significant digits (float32 round-trips); the rest float32's shortest form.
+    scores = blank([f"{x:.9g}" for x in ledger.scores.tolist()])
+    flags = blank(ledger.is_anomaly.astype(np.int8).tolist())
+    severity = ledger.severity.astype(str)
+    severity[np.isnan(ledger.severity)] = ""
+    thresholds = blank(ledger.threshold_used.astype(str).tolist())
+    versions = np.array([*ledger.model_names, ""], dtype=object)[ledger.model_index]
+    tops = _top_columns(ledger)
+    names = np.array(ledger.feature_names, dtype=object)
+    missing = [""] * n
+    for row, indices in ledger.missing.items():
+        missing[row] = ";".join(names[list(indices)].tolist())
+    reasons = np.array([*ledger.reasons, ""], dtype=object)
+    at = np.where(ledger.state == RowState.FAILED, ledger.reason_index, -1)
+    columns = [
+        range(n),
+        *(values.tolist() for values in result.keys.values()),
+        scores,
+        flags,
+        blank(severity.tolist()),
+        thresholds,
+        versions.tolist(),
+        *tops,
+        missing,
+    ]
+    if result.labels is not None:
+        columns.append(np.asarray(result.labels).tolist())
+    columns.append(reasons[at].tolist())
+    return columns
+
+
+def _top_columns(ledger) -> tuple[list[str], list[str], list[str]]:
+    """top_features ('name:share', 3 decimals), top_values and top_expected ('name:value' as
+    float32's shortest form): a row's top features most first, separated by ';'."""
+    n, k = ledger.n_rows, ledger.top_k
+    if not k or not ledger.feature_names:
+        return [""] * n, [""] * n, [""] * n
+    names = np.array([*ledger.feature_names, ""], dtype=object)  # -1 (none) -> ""
+    shares, values, expected = [], [], []
+    for j in range(k):
+        name = names[ledger.top[:, j]].tolist()
+        share = [f"{x:.3f}" for x in ledger.top_share[:, j].tolist()]
+        value = ledger.top_value[:, j].astype(str).tolist()
+        expect = ledger.top_expected[:, j].astype(str).tolist()
+        shares.append([f"{a}:{b}" if a else "" for a, b in zip(name, share, strict=True)])
+        values.append([f"{a}:{b}" if a else "" for a, b in zip(name, value, strict=True)])
+        expected.append([f"{a}:{b}" if a else "" for a, b in zip(name, expect, strict=True)])
+
+    def join(parts: list[list[str]]) -> list[str]:
+        return [";".join(p for p in row if p) for row in zip(*parts, strict=True)]
+
+    return join(shares), join(values), join(expected)

@@ -55,8 +55,9 @@ class ProducerSettings(BaseSettings):
     csv: Path | None = Field(
         None,
         json_schema_extra={"metavar": "FILE"},
-        description="CSV file of numeric feature columns with a header row; unset streams the "
-        "built-in synthetic data. Env: PRODUCER_CSV.",
+        description="CSV file with a header row naming the model's feature columns (any order; "
+        "other columns are kept as keys in --output); '-' reads standard input; unset streams "
+        "the built-in synthetic data. Env: PRODUCER_CSV.",
     )
     label_column: str | None = Field(
         None,
@@ -97,8 +98,27 @@ class ProducerSettings(BaseSettings):
     output: Path | None = Field(
         None,
         json_schema_extra={"metavar": "FILE"},
-        description="Write a CSV with one row per input row, in input order: id,score,is_anomaly "
-        "(+label); failed rows have empty score and is_anomaly. Env: PRODUCER_OUTPUT.",
+        description="Write a CSV with one row per input row, in input order: id, the key "
+        "columns, score, is_anomaly, severity, threshold, model_version, top features, missing "
+        "features (+label), error; '-' writes it to standard output (the per-row lines and the "
+        "summary then go to standard error). Env: PRODUCER_OUTPUT.",
+    )
+    threshold: float | None = Field(
+        None,
+        ge=0,
+        allow_inf_nan=False,
+        json_schema_extra={"metavar": "SCORE"},
+        description="Flag rows scoring above this instead of the model's threshold (sent with "
+        "every request; the answers report the threshold used). Env: PRODUCER_THRESHOLD.",
+    )
+    top_features: int = Field(
+        3,
+        ge=0,
+        le=10_000,
+        json_schema_extra={"metavar": "N"},
+        description="Explain each row with its N most contributing features (name, share of the "
+        "score, value sent, value expected), at most the model's feature count; 0 = none. "
+        "Env: PRODUCER_TOP_FEATURES.",
     )
     ready_timeout: float = Field(
         30,

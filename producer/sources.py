@@ -1,22 +1,26 @@
 """Where the vectors come from: the built-in synthetic data or a CSV file, cut into batches.
 
 A source is loaded and checked whole before anything is sent, so a bad file fails fast with one
-clear error instead of halfway through a stream. Row ids are the row's index in input order.
+clear error instead of halfway through a stream. Row ids are the row's index in input order (the
+file's data rows, blank lines not counted), also for rows that are not sent.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
 from datasentinel import synthetic
-from datasentinel.producer.csv_input import CsvTable, read_table, read_table_by_rows
-from datasentinel.producer.errors import SourceError
+from datasentinel.producer.csv_input import CsvTable, read_header, read_table, read_table_by_rows
+from datasentinel.producer.errors import InputMismatch, SourceError
+
+log = logging.getLogger(__name__)
 
 
 class Batch(NamedTuple):
@@ -28,13 +32,35 @@ class Batch(NamedTuple):
 
 
 @dataclass(frozen=True)
+class ModelSpec:
+    """What the input must fit (from GetModelInfo): the features by name, in the order the
+    vectors must follow, and whether the model fills in missing values (NaN) itself."""
+
+    feature_names: list[str]
+    input_dim: int
+    accepts_missing: bool = False
+    version: str = ""
+
+
+_NO_ROWS = np.empty(0, dtype=np.int64)
+
+
+@dataclass(frozen=True)
 class Source:
-    """All input rows, checked: finite little-endian float32 features, optional 0/1 labels."""
+    """All input rows, checked: little-endian float32 features in the model's order (NaN where
+    a value is missing and the model fills it in), optional 0/1 labels, the key columns' raw
+    text, and the rows that must not be sent (``rejected``, each with its reason)."""
 
     features: np.ndarray
     labels: np.ndarray | None
     feature_names: list[str] | None
     description: str
+    keys: dict[str, np.ndarray] = field(default_factory=dict)  # column: raw text per row
+    rejected: np.ndarray = field(
+        default_factory=lambda: _NO_ROWS
+    )  # row ids not sent (a missing or infinite feature value)
+    rejected_reasons: tuple[str, ...] = ()  # why, one per rejected row
+    missing_cells: int = 0  # missing values sent as NaN (for a model that fills them in)
 
     @property
     def n_rows(self) -> int:
@@ -45,63 +71,193 @@ class Source:
         return self.features.shape[1]
 
     def batches(self, batch_size: int) -> Iterator[Batch]:
-        """Consecutive batches of ``batch_size`` rows (the last one may be shorter)."""
-        for start in range(0, self.n_rows, batch_size):
-            stop = min(start + batch_size, self.n_rows)
-            labels = None if self.labels is None else self.labels[start:stop]
-            ids = np.arange(start, stop, dtype=np.uint64)
-            yield Batch(ids, self.features[start:stop], labels)
+        """Batches of ``batch_size`` rows in input order (the last one may be shorter), the
+        rejected rows left out; ids stay the rows' numbers in the input."""
+        if not len(self.rejected):
+            for start in range(0, self.n_rows, batch_size):
+                stop = min(start + batch_size, self.n_rows)
+                labels = None if self.labels is None else self.labels[start:stop]
+                ids = np.arange(start, stop, dtype=np.uint64)
+                yield Batch(ids, self.features[start:stop], labels)
+            return
+        keep = np.ones(self.n_rows, dtype=bool)
+        keep[self.rejected] = False
+        rows = np.flatnonzero(keep)
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start : start + batch_size]
+            labels = None if self.labels is None else self.labels[chunk]
+            yield Batch(chunk.astype(np.uint64), self.features[chunk], labels)
 
 
-def synthetic_source(count: int, seed: int) -> Source:
+def synthetic_source(count: int, seed: int, model: ModelSpec | None = None) -> Source:
+    """``count`` rows of the built-in data; its columns put in the model's order when the
+    model's features are the same names in another order."""
     data = synthetic.generate(count, seed)
-    features = _as_vectors(data.features)
+    features, names = data.features, list(data.feature_names)
+    if model is not None and model.feature_names and sorted(model.feature_names) == sorted(names):
+        features = features[:, [names.index(name) for name in model.feature_names]]
+        names = list(model.feature_names)
     description = f"synthetic data ({count} rows, seed {seed})"
-    return Source(features, data.labels.astype(np.int8), data.feature_names, description)
+    return Source(_as_vectors(features), data.labels.astype(np.int8), names, description)
 
 
-def csv_source(path: Path, label_column: str | None = None) -> Source:
-    """Numeric columns of ``path`` as vectors; ``label_column`` (if given) kept aside as labels."""
-    table = read_table(path, label_column)
+def csv_source(
+    path: Path, label_column: str | None = None, model: ModelSpec | None = None
+) -> Source:
+    """The CSV's rows as vectors; ``label_column`` (if given) kept aside as labels.
+
+    With a ``model`` (the app's case), feature columns are matched to the model's features by
+    name, in any order, and the vectors follow the model's order; every other column is a key,
+    kept as raw text. A missing feature column is an InputMismatch. A file without a header is
+    matched by position, if it has exactly the model's width. A missing value is sent as NaN when
+    the model fills it in; otherwise its row, like a row with an infinite value, is rejected (not
+    sent, failed with a reason naming the column and line). Text in a feature column refuses the
+    file (SourceError).
+
+    Without a ``model`` every column but the label is a feature, in file order, and a missing or
+    non-finite value refuses the file (nothing tells whether the model could take it)."""
+    names, has_header = read_header(path)
+    columns = _plan(path, names, has_header, label_column, model)
+    table = read_table(path, label_column, columns.keys)
     try:
-        return _csv_source(path, table, label_column)
+        return _csv_source(path, table, label_column, model, columns)
     except SourceError:
         if table.exact:
             raise
     # The fast reader keeps no raw text and its line numbers skip blank lines: say exactly where.
-    return _csv_source(path, read_table_by_rows(path, label_column), label_column)
+    table = read_table_by_rows(path, label_column, columns.keys)
+    return _csv_source(path, table, label_column, model, columns)
 
 
-def _csv_source(path: Path, table: CsvTable, label_column: str | None) -> Source:
-    names = table.names
-    keep = list(range(len(names)))
-    labels = None
-    if label_column is not None and not table.has_header:
-        raise SourceError(f"{path} has no header row, so it has no column {label_column!r}")
-    if label_column is not None:
-        if label_column not in names:
-            columns = ", ".join(map(str, names))
-            raise SourceError(f"{path}: no label column {label_column!r} (columns: {columns})")
-        keep.remove(names.index(label_column))
-        labels = _labels(path, label_column, table)
-    if not keep:
+@dataclass(frozen=True)
+class _Columns:
+    features: list  # the file's names (or positions) of the feature columns, in vector order
+    keys: list[str]  # the other columns but the label, in file order
+
+
+def _plan(
+    path: Path, names: list, has_header: bool, label: str | None, model: ModelSpec | None
+) -> _Columns:
+    """Which columns are features (in the order the vectors must follow) and which are keys."""
+    if label is not None and not has_header:
+        raise SourceError(f"{path} has no header row, so it has no column {label!r}")
+    if label is not None and label not in names:
+        columns = ", ".join(map(str, names))
+        raise SourceError(f"{path}: no label column {label!r} (columns: {columns})")
+    rest = [name for name in names if name != label]
+    if not rest:
         raise SourceError(f"{path}: no feature columns left besides the label column")
-    _check_numeric(path, table, keep)
-    features = _as_vectors(table.values[:, keep])
-    feature_names = [names[j] for j in keep]
-    _check_finite(path, features, feature_names, table.lines)
+    if model is None or not model.feature_names or not has_header:
+        if model is not None and not has_header:
+            _check_width(path, len(rest), model)
+            log.warning(
+                "%s has no header row: its %d columns are taken as the model's features %s, "
+                "in that order",
+                path,
+                len(rest),
+                ", ".join(model.feature_names) or "(names unknown)",
+            )
+        return _Columns(rest, [])
+    wanted = list(model.feature_names)
+    if label in wanted:
+        raise InputMismatch(f"{path}: the label column {label!r} is one of the model's features")
+    missing = [name for name in wanted if name not in names]
+    if missing:
+        raise InputMismatch(
+            f"{path} lacks the model's feature column(s) {_quoted(missing)} (model "
+            f"{model.version or '?'} needs {_quoted(wanted)}); the file's columns: "
+            f"{_quoted(names)}"
+        )
+    twice = sorted({name for name in wanted if names.count(name) > 1})
+    if twice:
+        raise SourceError(f"{path}: feature column(s) {_quoted(twice)} appear more than once")
+    return _Columns(wanted, [name for name in rest if name not in wanted])
+
+
+def _check_width(path: Path, width: int, model: ModelSpec) -> None:
+    if width != model.input_dim:
+        names = ", ".join(model.feature_names) or "names unknown"
+        raise InputMismatch(
+            f"{path} has no header row and {width} feature columns, but the engine's model "
+            f"(version {model.version or '?'}) expects {model.input_dim} ({names}); add a header "
+            "row naming the columns"
+        )
+
+
+def _quoted(names: list) -> str:
+    return ", ".join(repr(str(name)) for name in names)
+
+
+def _csv_source(
+    path: Path,
+    table: CsvTable,
+    label_column: str | None,
+    model: ModelSpec | None,
+    columns: _Columns,
+) -> Source:
+    names = table.names
+    labels = None if label_column is None else _labels(path, label_column, table)
+    at = [names.index(name) for name in columns.features]
+    _check_numeric(path, table, at)
+    features = _as_vectors(table.values[:, at])
+    feature_names = [str(name) for name in columns.features]
+    keys = {name: table.texts[names.index(name)] for name in columns.keys}
+    description = f"{path} ({len(features)} rows)"
+    common = dict(keys=keys, description=description, labels=labels)
+    named = feature_names if table.has_header else None
+    finite = np.isfinite(features)
+    if finite.all():
+        return Source(features, feature_names=named, **common)
+    if model is None:
+        _refuse_non_finite(path, features, feature_names, table.lines)
+    missing = np.isnan(features)
+    fill = model.accepts_missing
+    bad = ~finite & ~missing if fill else ~finite
+    rejected = np.flatnonzero(bad.any(axis=1))
+    reasons = tuple(
+        _rejection(bad[row], missing[row], feature_names, int(table.lines[row]))
+        for row in rejected.tolist()
+    )
+    sent_missing = int(np.count_nonzero(missing)) if fill else 0
     return Source(
         features,
-        labels,
-        [str(n) for n in feature_names] if table.has_header else None,
-        f"{path} ({len(features)} rows)",
+        feature_names=named,
+        rejected=rejected,
+        rejected_reasons=reasons,
+        missing_cells=sent_missing,
+        **common,
     )
 
 
-def open_source(csv: Path | None, label_column: str | None, count: int, seed: int) -> Source:
+def _rejection(bad: np.ndarray, missing: np.ndarray, names: list[str], line: int) -> str:
+    """Why a row is not sent: its missing (the model does not fill them in) or infinite values."""
+    empty = [names[j] for j in np.flatnonzero(bad & missing)]
+    infinite = [names[j] for j in np.flatnonzero(bad & ~missing)]
+    parts = []
+    if empty:
+        parts.append(
+            f"missing value in {_column_s(empty)} on line {line} (the model does not fill in "
+            "missing values)"
+        )
+    if infinite:
+        parts.append(f"infinite or out-of-range value in {_column_s(infinite)} on line {line}")
+    return "not sent: " + "; ".join(parts)
+
+
+def _column_s(names: list[str]) -> str:
+    return f"column {names[0]!r}" if len(names) == 1 else f"columns {_quoted(names)}"
+
+
+def open_source(
+    csv: Path | None,
+    label_column: str | None,
+    count: int,
+    seed: int,
+    model: ModelSpec | None = None,
+) -> Source:
     if csv is None:
-        return synthetic_source(count, seed)
-    return csv_source(csv, label_column)
+        return synthetic_source(count, seed, model)
+    return csv_source(csv, label_column, model)
 
 
 def paced(
@@ -150,10 +306,8 @@ def _labels(path: Path, name: str, table: CsvTable) -> np.ndarray:
     return values.astype(np.int8)
 
 
-def _check_finite(path: Path, features: np.ndarray, names: list, lines: np.ndarray) -> None:
+def _refuse_non_finite(path: Path, features: np.ndarray, names: list, lines: np.ndarray) -> None:
     finite = np.isfinite(features)
-    if finite.all():
-        return
     row, col = (int(i[0]) for i in np.nonzero(~finite))
     count = int((~finite).sum())
     raise SourceError(

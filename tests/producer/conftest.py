@@ -1,10 +1,15 @@
 """A tiny fake engine: a real gRPC server on 127.0.0.1:0 serving AnomalyScorer and health.
 
-Its scorer is trivial and deterministic (score = mean of the squared features; anomaly when above
-the threshold), and it can misbehave on demand: come up NOT_SERVING, reject a request, shed one
-with RESOURCE_EXHAUSTED once, answer an id twice, drop or invent an id, break the stream (every
-stream, or the first few, then recover), never answer, answer slowly. It records what it received
-(per stream), what it answered, and the most requests it ever held unanswered.
+Its scorer is trivial and deterministic (score = mean of the squared features, or of the squared
+features times 1, 2, 3, ... with ``weighted``, so that the score depends on the column order;
+anomaly when above the threshold; severity = score / (1 + score)); it answers the request's
+``threshold`` and ``top_features`` (the features with the largest terms, expected value 0), fills
+in missing values (NaN) with 0 when ``accepts_missing``, refuses them otherwise, and can switch to
+another model version after a number of answers (a hot reload). It can misbehave on demand: come
+up NOT_SERVING, reject a request, shed one with RESOURCE_EXHAUSTED once, answer an id twice, drop
+or invent an id, break the stream (every stream, or the first few, then recover), never answer,
+answer slowly. It records what it received (per stream), what it answered, and the most requests
+it ever held unanswered.
 """
 
 from __future__ import annotations
@@ -34,8 +39,14 @@ UNKNOWN_ID = 10**12
 THRESHOLD = 11500.0
 
 
-def fake_scores(vectors: np.ndarray) -> np.ndarray:
-    return (vectors.astype(np.float64) ** 2).mean(axis=1).astype(np.float32)
+def fake_terms(vectors: np.ndarray, weighted: bool = False) -> np.ndarray:
+    """Per-feature terms of the fake score: x^2, times 1, 2, 3, ... when ``weighted``."""
+    terms = vectors.astype(np.float64) ** 2
+    return terms * np.arange(1, vectors.shape[1] + 1) if weighted else terms
+
+
+def fake_scores(vectors: np.ndarray, weighted: bool = False) -> np.ndarray:
+    return fake_terms(vectors, weighted).mean(axis=1).astype(np.float32)
 
 
 @dataclass
@@ -59,6 +70,13 @@ class FakeConfig:
     shed: frozenset[str] = frozenset()  # request_ids answered RESOURCE_EXHAUSTED ...
     shed_times: int | None = 1  # ... this many times each (None: every time)
     delay: float = 0.0  # seconds before each answer
+    weighted: bool = False  # the score weighs column j by j + 1: it depends on column order
+    accepts_missing: bool = False  # fill in NaN with 0 (else a request holding NaN is refused)
+    key_columns: list[str] = field(default_factory=list)
+    severity: bool = True  # answer a severity per row (False: a model from before severity)
+    reload_after: int | None = None  # after this many answers, serve reloaded_version ...
+    reloaded_version: str = "fake-2"
+    reloaded_threshold: float = THRESHOLD / 2  # ... with this threshold
 
 
 class FakeEngine(scoring_pb2_grpc.AnomalyScorerServicer):
@@ -105,14 +123,24 @@ class FakeEngine(scoring_pb2_grpc.AnomalyScorerServicer):
 
     # -- AnomalyScorer ----------------------------------------------------------------------
 
+    def _model(self) -> tuple[str, float]:
+        """(version, threshold) of the model served now."""
+        c = self.config
+        if c.reload_after is not None and self._answered >= c.reload_after:
+            return c.reloaded_version, c.reloaded_threshold
+        return c.model_version, c.threshold
+
     def GetModelInfo(self, request, context):
         c = self.config
+        version, threshold = self._model()
         return scoring_pb2.ModelInfo(
             feature_names=c.feature_names,
             input_dim=c.input_dim,
-            threshold=c.threshold,
-            model_version=c.model_version,
+            threshold=threshold,
+            model_version=version,
             max_batch_rows=c.max_batch_rows,
+            accepts_missing=c.accepts_missing,
+            key_columns=c.key_columns,
         )
 
     def ScoreStream(self, request_iterator, context):
@@ -169,22 +197,61 @@ class FakeEngine(scoring_pb2_grpc.AnomalyScorerServicer):
             error = scoring_pb2.ScoreError(code=3, message=f"fake rejects request {index}", ids=ids)
             return scoring_pb2.ScoreStreamResponse(request_id=request.request_id, error=error)
         vectors = np.frombuffer(raw.data, dtype="<f4").reshape(raw.rows, raw.cols)
-        scores = fake_scores(vectors).tolist()
+        missing = np.isnan(vectors)
+        if np.isinf(vectors).any() or (missing.any() and not c.accepts_missing):
+            message = "fake engine refuses Inf" + ("" if c.accepts_missing else " and NaN")
+            error = scoring_pb2.ScoreError(code=3, message=message, ids=ids)
+            return scoring_pb2.ScoreStreamResponse(request_id=request.request_id, error=error)
+        filled = np.where(missing, 0.0, vectors)  # the fake's "expected" value is 0
+        terms = fake_terms(filled, c.weighted)
+        scores = fake_scores(filled, c.weighted).tolist()
+        version, threshold = self._model()
+        if request.HasField("threshold"):
+            threshold = request.threshold
+        explanations = []
+        if request.top_features or missing.any():
+            explanations = [
+                self._explain(row, terms[i], missing[i], request.top_features)
+                for i, row in enumerate(vectors)
+            ]
+        severity = [s / (1 + s) for s in scores] if c.severity else []
         if index == c.duplicate_id_in:
             ids, scores = ids + ids[:1], scores + scores[:1]
+            severity, explanations = severity and severity + severity[:1], []
         if index == c.unknown_id_in:
             ids, scores = ids + [UNKNOWN_ID], scores + [0.0]
+            severity, explanations = severity and severity + [0.0], []
         if index == c.drop_id_in:
             ids, scores = ids[:-1], scores[:-1]
+            severity, explanations = severity[:-1], []
         result = scoring_pb2.ScoreResponse(
             request_id=request.request_id,
             ids=ids,
             scores=scores,
-            is_anomaly=[s > c.threshold for s in scores],
-            threshold=c.threshold,
-            model_version=c.model_version,
+            is_anomaly=[s > threshold for s in scores],
+            threshold=threshold,
+            model_version=version,
+            severity=severity,
+            explanations=explanations,
         )
         return scoring_pb2.ScoreStreamResponse(request_id=request.request_id, result=result)
+
+    def _explain(self, row, terms, missing, top: int) -> scoring_pb2.RowExplanation:
+        names = self.config.feature_names
+        total = terms.sum()
+        order = np.argsort(-terms, kind="stable")[:top]
+        return scoring_pb2.RowExplanation(
+            top_features=[
+                scoring_pb2.FeatureContribution(
+                    name=names[j],
+                    share=terms[j] / total if total else 0.0,
+                    value=row[j],
+                    expected=0.0,
+                )
+                for j in order.tolist()
+            ],
+            missing_features=[names[j] for j in np.flatnonzero(missing).tolist()],
+        )
 
 
 @pytest.fixture

@@ -49,12 +49,17 @@ def test_width_not_matching_input_dim_exits_2_before_streaming(start_engine, arg
     assert engine.requests == []
 
 
-def test_csv_header_differing_from_model_features_warns(start_engine, args_for, tmp_path, caplog):
+def test_csv_lacking_a_model_feature_column_exits_2_with_one_line(
+    start_engine, args_for, tmp_path, caplog
+):
     engine = start_engine(input_dim=2, feature_names=["x", "y"])
     path = tmp_path / "in.csv"
     path.write_text("x,z\n1,2\n")
-    assert main(args_for(engine, "--csv", str(path))) == 0
-    assert "column names of" in caplog.text and "['x', 'z'] vs ['x', 'y']" in caplog.text
+    assert main(args_for(engine, "--csv", str(path))) == 2
+    (error,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert "lacks the model's feature column(s) 'y'" in error and "\n" not in error
+    assert "the file's columns: 'x', 'z'" in error
+    assert engine.requests == []
 
 
 def test_batch_size_is_lowered_to_the_engines_max_batch_rows(start_engine, args_for):

@@ -6,7 +6,7 @@ import pandas as pd
 from datasentinel import synthetic
 from datasentinel.producer.app import run
 from datasentinel.producer.cli import main
-from datasentinel.producer.report import ANOMALY_MARK
+from datasentinel.producer.report import ANOMALY_MARK, RESULT_COLUMNS
 
 
 def fake_scores(vectors: np.ndarray) -> np.ndarray:  # as the fake engine scores
@@ -18,7 +18,7 @@ def test_output_has_one_row_per_input_row_in_input_order_with_labels(engine, arg
     assert main(args_for(engine, "--count", "150", "--output", str(output))) == 0
     frame = pd.read_csv(output)
     data = synthetic.generate(150, seed=1)
-    assert list(frame.columns) == ["id", "score", "is_anomaly", "label"]
+    assert list(frame.columns) == ["id", *RESULT_COLUMNS, "label", "error"]
     assert frame["id"].tolist() == list(range(150))
     np.testing.assert_array_equal(frame["score"].to_numpy(np.float32), fake_scores(data.features))
     assert frame["label"].tolist() == data.labels.tolist()
@@ -36,7 +36,7 @@ def test_output_from_csv_input_has_label_column_only_when_given(start_engine, ar
     assert main(args_for(engine, "--csv", str(plain_source), "--output", str(no_labels))) == 0
     flags = ["--csv", str(source), "--label-column", "y", "--output", str(with_labels)]
     assert main(args_for(engine, *flags)) == 0
-    assert no_labels.read_text().splitlines()[0] == "id,score,is_anomaly"
+    assert no_labels.read_text().splitlines()[0] == ",".join(["id", *RESULT_COLUMNS, "error"])
     assert pd.read_csv(with_labels)["label"].tolist() == [0, 1, 0]
     assert engine.requests[-1].raw.cols == 2  # the label column was not sent
 
