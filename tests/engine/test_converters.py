@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from datasentinel.engine import converters
-from datasentinel.engine.scoring import ScoredBatch
+from datasentinel.engine.scoring import ScoredBatch, TopFeatures
 from datasentinel.v1 import scoring_pb2 as pb
 
 
@@ -96,3 +98,57 @@ def test_stream_result_is_the_response_with_the_request_id():
     assert answer.WhichOneof("outcome") == "result"
     assert answer.result == converters.response_from_result(result, request)
     assert answer.result == _field_by_field(result, "abc")
+
+
+@pytest.mark.parametrize("rows", [1, 3, 300])
+def test_severity_and_explanations_equal_the_field_by_field_response(rows):
+    """The wire-built severity and explanations (top features, missing features) are what
+    protobuf builds field by field; the request's own threshold and top_features are not echoed
+    (their field numbers mean other things in the response)."""
+    request = _request(list(range(rows)), request_id="r")
+    request.threshold, request.top_features = 1.5, 2
+    base = _result(request, False)
+    rng = np.random.default_rng(rows)
+    names = ("f0", "a much longer feature name, " * 6, "ü")  # a 2-byte length; non-ASCII
+    index = np.stack([rng.permutation(3)[:2] for _ in range(rows)])
+    top = TopFeatures(
+        index=index,
+        share=rng.random((rows, 2), dtype=np.float32),
+        value=rng.normal(size=(rows, 2)).astype(np.float32),
+        expected=rng.normal(size=(rows, 2)).astype(np.float32),
+    )
+    missing = np.zeros((rows, 3), bool)
+    missing[0, [0, 2]] = True
+    result = dataclasses.replace(
+        base,
+        severity=rng.random(rows, dtype=np.float32),
+        top_features=top,
+        missing=missing,
+        feature_names=names,
+    )
+
+    response = converters.response_from_result(result, request)
+
+    expected = _field_by_field(result, "r")
+    expected.severity.extend(result.severity.tolist())
+    for row in range(rows):
+        explanation = expected.explanations.add()
+        for j in range(2):
+            explanation.top_features.add(
+                name=names[index[row, j]],
+                share=top.share[row, j],
+                value=top.value[row, j],
+                expected=top.expected[row, j],
+            )
+        explanation.missing_features.extend(names[i] for i in np.flatnonzero(missing[row]))
+    assert response == expected
+    assert list(response.explanations[0].missing_features) == ["f0", "ü"]
+
+
+def test_missing_features_alone_give_one_explanation_per_row():
+    request = _request([4, 5])
+    missing = np.array([[False, True, False], [False, False, False]])
+    result = dataclasses.replace(_result(request, False), missing=missing, feature_names="abc")
+    response = converters.response_from_result(result, request)
+    assert [list(e.missing_features) for e in response.explanations] == [["b"], []]
+    assert [len(e.top_features) for e in response.explanations] == [0, 0]

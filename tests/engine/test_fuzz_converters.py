@@ -112,7 +112,15 @@ def test_batch_from_request_on_random_bytes(data):
 def infer_requests():
     shapes = st.lists(st.one_of(st.integers(-4, 8), st.integers(-(2**63), 2**63 - 1)), max_size=4)
     names = st.sampled_from(["features", "input", ""])
-    outputs = st.lists(st.sampled_from(["score", "is_anomaly", "feature_errors", "x"]), max_size=5)
+    outputs = st.lists(
+        st.sampled_from(
+            ["score", "is_anomaly", "feature_errors", "severity", "expected", "missing"]
+            + ["top_features", "top_feature_shares", "x"]
+        ),
+        max_size=9,
+    )
+    parameters = st.sampled_from(["threshold", "top_features", "other"])
+    values = st.sampled_from(["bool_param", "int64_param", "string_param", "double_param"])
 
     @st.composite
     def build(draw):
@@ -130,6 +138,14 @@ def infer_requests():
         request.raw_input_contents.extend(draw(st.lists(float_bytes, max_size=2)))
         for name in draw(outputs):
             request.outputs.add(name=name)
+        for name in draw(st.lists(parameters, max_size=2)):
+            kind = draw(values)
+            value = {"bool_param": True, "string_param": "x"}.get(kind) or draw(
+                st.integers(-(2**63), 2**63 - 1)
+                if kind == "int64_param"
+                else st.floats(allow_nan=True, allow_infinity=True)
+            )
+            setattr(request.parameters[name], kind, value)
         return request
 
     return build()
@@ -143,7 +159,7 @@ def test_batch_from_infer_request_returns_a_batch_or_an_engine_error(model, requ
     except EngineError:
         return
     well_formed(batch)
-    assert len(outputs) == len(set(outputs)) <= 3
+    assert len(outputs) == len(set(outputs)) <= 8
 
 
 @FUZZ
