@@ -317,5 +317,7 @@ def _refuse_non_finite(path: Path, features: np.ndarray, names: list, lines: np.
 
 
 def _as_vectors(values: np.ndarray) -> np.ndarray:
-    """Little-endian float32, C-contiguous: the byte layout RawVectors carries."""
-    return np.ascontiguousarray(values, dtype="<f4")
+    """Little-endian float32, C-contiguous: the byte layout RawVectors carries. Values beyond
+    float32's range become infinite (and their rows are not sent)."""
+    with np.errstate(over="ignore"):
+        return np.ascontiguousarray(values, dtype="<f4")

@@ -304,3 +304,107 @@ def args_for():
         return base + ["--ready-timeout", "5", "--count", "200", *flags]
 
     return make
+
+
+# -- messy tables: what a new user's scoring CSV looks like ---------------------------------------
+
+SENSORS = ["temperature", "vibration", "pressure", "current"]  # the model's order
+
+
+@dataclass
+class MessyTable:
+    """A CSV as text cells: ISO timestamps, text machine ids, the sensors in some order, numbers
+    written in different ways, a label, extra columns; ``features[i]`` are row i's sensor values
+    in the model's order (NaN where the cell is empty)."""
+
+    header: list[str]
+    rows: list[list[str]]
+    features: np.ndarray
+
+    def column(self, name: str) -> list[str]:
+        j = self.header.index(name)
+        return [row[j] for row in self.rows]
+
+    def reordered(self, header: list[str]) -> MessyTable:
+        """The same table with its columns in the order of ``header`` (a subset drops some)."""
+        at = [self.header.index(name) for name in header]
+        return MessyTable(header, [[row[j] for j in at] for row in self.rows], self.features)
+
+    def shuffled(self, seed: int) -> MessyTable:
+        order = list(np.random.default_rng(seed).permutation(len(self.header)))
+        return self.reordered([self.header[j] for j in order])
+
+    def with_cell(self, row: int, column: str, text: str) -> MessyTable:
+        rows = [list(r) for r in self.rows]
+        rows[row][self.header.index(column)] = text
+        features = self.features.copy()
+        if column in SENSORS:
+            value = np.nan if text.strip() in ("", "NA", "nan") else float(text)
+            with np.errstate(over="ignore"):
+                features[row, SENSORS.index(column)] = value
+        return MessyTable(self.header, rows, features)
+
+    def text(self) -> str:
+        lines = [self.header, *self.rows]
+        return "".join(",".join(_quote(cell) for cell in line) + "\n" for line in lines)
+
+    def write(self, path) -> object:
+        path.write_text(self.text())
+        return path
+
+
+def _quote(cell: str) -> str:
+    return f'"{cell}"' if "," in cell or '"' in cell else cell
+
+
+def messy_table(rows: int = 30, seed: int = 0, empty: int = 3) -> MessyTable:
+    """``rows`` rows: timestamp, machine_id, the sensors not in the model's order, a text
+    ``site`` (some with a comma, quoted), a zero-padded ``shift``, a 0/1 ``label``; ``empty``
+    sensor cells left empty or 'NA' (never in row 0)."""
+    rng = np.random.default_rng(seed)
+    features = np.round(rng.normal(10, 3, size=(rows, len(SENSORS))), 2).astype(np.float32)
+    header = ["timestamp", "machine_id", "pressure", "temperature", "site", "current", "label"]
+    header.insert(4, "vibration")
+    header.append("shift")
+    table_rows = []
+    for i in range(rows):
+        cells = {name: _number_text(features[i, j], i) for j, name in enumerate(SENSORS)}
+        cells |= {
+            "timestamp": f"2026-03-01T{i // 60:02d}:{i % 60:02d}:00Z",
+            "machine_id": f"m-{i % 4:02d}",
+            "site": "Lyon, hall B" if i % 5 == 0 else "Porto",
+            "label": str(int(i % 7 == 3)),
+            "shift": f"{i % 3:03d}",
+        }
+        table_rows.append([cells[name] for name in header])
+    table = MessyTable(header, table_rows, features)
+    spots = rng.choice(np.arange(len(SENSORS), rows * len(SENSORS)), size=empty, replace=False)
+    for k, spot in enumerate(spots.tolist()):
+        table = table.with_cell(
+            spot // len(SENSORS), SENSORS[spot % len(SENSORS)], ["", "NA"][k % 2]
+        )
+    return table
+
+
+def _number_text(value: float, i: int) -> str:
+    """The value written as people write numbers: plain, with padding, in exponent form."""
+    text = str(np.float32(value))
+    return [text, f" {text}", f"{float(text):e}"][i % 3]
+
+
+@pytest.fixture
+def messy():
+    """``messy(rows=30, seed=0, empty=3) -> MessyTable`` (see messy_table)."""
+    return messy_table
+
+
+@pytest.fixture
+def table_engine(start_engine):
+    """``table_engine(**FakeConfig fields)``: a fake engine whose model has the SENSORS as
+    features, in SENSORS order, and scores depending on the column order (``weighted``)."""
+
+    def start(**config) -> FakeEngine:
+        values = dict(input_dim=len(SENSORS), feature_names=list(SENSORS), weighted=True)
+        return start_engine(**(values | config))
+
+    return start
