@@ -12,9 +12,13 @@ import torch
 
 import datasentinel
 from datasentinel.model_config import (
+    EXPECTED_OUTPUT,
     MODEL_FILENAME,
+    Columns,
+    MissingValues,
     ModelConfig,
     Normalisation,
+    Severity,
     TrainingSummary,
     Versions,
     save_config,
@@ -30,8 +34,12 @@ def build_config(
     feature_names: list[str],
     threshold: float,
     training: TrainingSummary,
+    columns: Columns,
+    missing_cells: int,
+    severity: Severity,
 ) -> ModelConfig:
-    """The config for exactly these model bytes (their sha256 and a version derived from it)."""
+    """The config for exactly these model bytes (their sha256 and a version derived from it).
+    ``missing_cells``: how many training cells were missing and filled with ``graph.fill``."""
     sha256 = hashlib.sha256(onnx_bytes).hexdigest()
     created_at = datetime.now(UTC).replace(microsecond=0)
     return ModelConfig(
@@ -44,6 +52,10 @@ def build_config(
         normalisation=_normalisation(graph),
         versions=software_versions(),
         training=training,
+        expected_output=EXPECTED_OUTPUT,
+        columns=columns,
+        missing_values=MissingValues(fill=graph.fill.tolist(), training_cells=missing_cells),
+        severity=severity,
     )
 
 
@@ -69,4 +81,4 @@ def _normalisation(graph: ScoringGraph) -> Normalisation:
     # The first (robust-scaled) group's centre and scale: what a person reading config.json
     # wants to compare a raw value with. The graph applies every scaling itself.
     first = graph.groups[0]
-    return Normalisation(mean=first.mean.tolist(), std=first.std.tolist())
+    return Normalisation(centre=first.centre.tolist(), scale=first.scale.tolist())

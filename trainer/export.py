@@ -15,6 +15,7 @@ import onnxruntime as ort
 import torch
 
 from datasentinel.model_config import (
+    EXPECTED_OUTPUT,
     FEATURE_ERRORS_OUTPUT,
     INPUT_NAME,
     MODEL_FILENAME,
@@ -27,13 +28,23 @@ from datasentinel.trainer.model import ScoringGraph
 log = logging.getLogger(__name__)
 
 OPSET = 18
-OUTPUTS = [SCORE_OUTPUT, FEATURE_ERRORS_OUTPUT]
+OUTPUTS = [SCORE_OUTPUT, FEATURE_ERRORS_OUTPUT, EXPECTED_OUTPUT]
+# ONNX Runtime and torch add up in different orders, so float32 rounding differs by a few units
+# in the last place of the largest values a computation passes through, not of each result: a
+# small feature error of a far-out row is the difference of two large numbers. So each value
+# may differ by PARITY_RTOL of itself plus PARITY_SCALED of its column's largest magnitude
+# (over every row checked; for the score, of all scores). A default fit on 49k rows and 9
+# features failed the old absolute 1e-5 by 3e-4; a real mismatch (other weights, rows mixed
+# up) moves values by a sizeable share of that scale.
 PARITY_RTOL = 1e-4
-PARITY_ATOL = 1e-5
+PARITY_SCALED = 1e-4
 # Parity is checked on a few hundred real rows, on one row and on a large batch, because a
-# wrongly fixed batch axis only shows at batch sizes other than the traced one.
+# wrongly fixed batch axis only shows at batch sizes other than the traced one; and on the
+# rows with cells missing (NaN), which the graph fills in itself.
 PARITY_ROWS = 300
 LARGE_BATCH = 1000
+# Every this many cells of the missing-values batch is NaN (a prime: it walks every column).
+MISSING_EVERY = 7
 
 
 def export_onnx(graph: ScoringGraph, reference_rows: np.ndarray) -> bytes:
@@ -51,7 +62,11 @@ def export_onnx(graph: ScoringGraph, reference_rows: np.ndarray) -> bytes:
     check_signature(model, input_dim)
     onnx_bytes = model.SerializeToString()
     check_parity(graph, onnx_bytes, reference_rows)
-    log.info("ONNX export matches torch (rtol %g, atol %g)", PARITY_RTOL, PARITY_ATOL)
+    log.info(
+        "ONNX export matches torch (within %g of each value plus %g of its column's largest)",
+        PARITY_RTOL,
+        PARITY_SCALED,
+    )
     return onnx_bytes
 
 
@@ -116,20 +131,33 @@ def _is_batch_by(shape: list[str | int], input_dim: int) -> bool:
 
 
 def check_parity(graph: ScoringGraph, onnx_bytes: bytes, rows: np.ndarray) -> None:
-    """ONNX Runtime's outputs must equal torch's on several batch sizes; raises ExportError."""
+    """ONNX Runtime's outputs must equal torch's on several batch sizes, within float32 rounding
+    at the outputs' own magnitudes (PARITY_RTOL, PARITY_SCALED); raises ExportError."""
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-    for batch in parity_batches(rows):
-        expected = _torch_outputs(graph, batch)
+    batches = parity_batches(rows)
+    wanted = [_torch_outputs(graph, batch) for batch in batches]
+    scales = [output_scale(outputs) for outputs in zip(*wanted, strict=True)]
+    for batch, expected in zip(batches, wanted, strict=True):
         actual = session.run(OUTPUTS, {INPUT_NAME: batch})
-        for name, want, got in zip(OUTPUTS, expected, actual, strict=True):
-            _assert_close(name, len(batch), want, got)
+        for name, want, got, scale in zip(OUTPUTS, expected, actual, scales, strict=True):
+            assert_close(name, len(batch), want, got, scale)
 
 
 def parity_batches(rows: np.ndarray) -> list[np.ndarray]:
-    """A few hundred rows, a single row, and ``LARGE_BATCH`` rows (the rows repeated)."""
+    """A few hundred rows, a single row, ``LARGE_BATCH`` rows (the rows repeated), and the few
+    hundred rows with every ``MISSING_EVERY``-th cell missing."""
     rows = np.ascontiguousarray(rows, dtype=np.float32)
     large = np.resize(rows, (LARGE_BATCH, rows.shape[1]))
-    return [rows[:PARITY_ROWS], rows[:1], large]
+    missing = rows[:PARITY_ROWS].copy()
+    missing.reshape(-1)[::MISSING_EVERY] = np.nan
+    return [rows[:PARITY_ROWS], rows[:1], large, missing]
+
+
+def output_scale(outputs: tuple[np.ndarray, ...]) -> np.ndarray:
+    """The largest magnitude of one output over every batch: per column for ``[N, D]``
+    outputs, one number for the score."""
+    values = np.abs(np.concatenate([np.atleast_2d(o.T).T for o in outputs]))
+    return np.max(values, axis=0, initial=0.0, where=np.isfinite(values))
 
 
 @torch.no_grad()
@@ -137,12 +165,21 @@ def _torch_outputs(graph: ScoringGraph, batch: np.ndarray) -> list[np.ndarray]:
     return [output.numpy() for output in graph(torch.from_numpy(batch))]
 
 
-def _assert_close(name: str, n_rows: int, expected: np.ndarray, actual: np.ndarray) -> None:
-    try:
-        np.testing.assert_allclose(actual, expected, rtol=PARITY_RTOL, atol=PARITY_ATOL)
-    except AssertionError:
-        worst = float(np.max(np.abs(actual - expected))) if actual.shape == expected.shape else None
-        raise ExportError(
-            f"ONNX output {name!r} disagrees with torch on a batch of {n_rows} rows "
-            f"(shape {actual.shape} vs {expected.shape}, largest difference {worst})"
-        ) from None
+def assert_close(
+    name: str, n_rows: int, expected: np.ndarray, actual: np.ndarray, scale: np.ndarray
+) -> None:
+    """Raises ExportError unless ``actual`` has ``expected``'s shape and every value is within
+    PARITY_RTOL of itself plus PARITY_SCALED of ``scale`` (its column's largest magnitude)."""
+    worst = None
+    if actual.shape == expected.shape:
+        difference = np.abs(actual.astype(np.float64) - expected)
+        allowed = PARITY_RTOL * np.abs(expected) + PARITY_SCALED * scale
+        finite = np.isfinite(expected)
+        same_finite = bool((np.isfinite(actual) == finite).all())
+        if same_finite and bool((difference[finite] <= allowed[finite]).all()):
+            return
+        worst = float(np.max(difference, initial=0.0, where=finite))
+    raise ExportError(
+        f"ONNX output {name!r} disagrees with torch on a batch of {n_rows} rows "
+        f"(shape {actual.shape} vs {expected.shape}, largest difference {worst})"
+    )

@@ -1,5 +1,5 @@
-"""The autoencoder groups, the tail table and the scoring graph that is exported: raw features in,
-scores out."""
+"""The autoencoder groups, the tail table and the scoring graph that is exported: raw features in
+(missing values as NaN), scores, per-feature terms and expected values out."""
 
 from __future__ import annotations
 
@@ -94,11 +94,16 @@ def member_errors(autoencoder: Autoencoder, z: torch.Tensor) -> torch.Tensor:
     return (z - autoencoder(z)) ** 2
 
 
-def reconstruction_errors(autoencoder: Autoencoder, z: torch.Tensor) -> torch.Tensor:
+def reconstruction_errors(
+    autoencoder: Autoencoder, z: torch.Tensor, reconstruction: torch.Tensor | None = None
+) -> torch.Tensor:
     """The ensemble's error per feature ``[N, D]``: each member's squared error in units of its
     own typical error (so a narrow member's larger errors on every row do not drown out what the
-    wider ones see), softened above ``ERROR_KNEE`` and averaged over members."""
-    return soften(member_errors(autoencoder, z) / autoencoder.member_scale).mean(dim=0)
+    wider ones see), softened above ``ERROR_KNEE`` and averaged over members. ``reconstruction``
+    is ``autoencoder(z)`` when the caller has it already."""
+    if reconstruction is None:
+        reconstruction = autoencoder(z)
+    return soften((z - reconstruction) ** 2 / autoencoder.member_scale).mean(dim=0)
 
 
 def soften(errors: torch.Tensor) -> torch.Tensor:
@@ -187,39 +192,66 @@ class MemberGroup(nn.Module):
     def __init__(self, autoencoder: Autoencoder, centre: np.ndarray, scale: np.ndarray) -> None:
         super().__init__()
         self.autoencoder = autoencoder
-        # Named mean/std because config.json's normalisation fields carry them (the first
-        # group's); they hold the centre and scale of scaling.py, which the graph applies.
-        self.register_buffer("mean", torch.as_tensor(centre, dtype=torch.float32))
-        self.register_buffer("std", torch.as_tensor(scale, dtype=torch.float32))
+        # The centre and scale of scaling.py, which the graph applies (config.json's
+        # normalisation carries the first group's).
+        self.register_buffer("centre", torch.as_tensor(centre, dtype=torch.float32))
+        self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32))
 
     def standardise(self, features: torch.Tensor) -> torch.Tensor:
-        return (features - self.mean) / self.std
+        return (features - self.centre) / self.scale
 
     def feature_errors(self, features: torch.Tensor) -> torch.Tensor:
         return reconstruction_errors(self.autoencoder, self.standardise(features))
 
+    def terms_and_expected(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``feature_errors`` and what the members expected for each feature, in raw units: the
+        members' mean reconstruction mapped back through the scaling (``[N, D]`` each)."""
+        z = self.standardise(features)
+        autoencoder = self.autoencoder
+        reconstruction = autoencoder(z)
+        errors = reconstruction_errors(autoencoder, z, reconstruction)
+        return errors, self.centre + self.scale * reconstruction.mean(dim=0)
+
+
+# What the graph returns: score [N], feature_errors [N, D], expected [N, D].
+Outputs = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
 
 class ScoringGraph(nn.Module):
-    """What ``model.onnx`` computes from raw features: ``(score [N], feature_errors [N, D])``.
+    """What ``model.onnx`` computes from raw features (NaN = missing):
+    ``(score [N], feature_errors [N, D], expected [N, D])``.
 
-    Three components give every feature a term: the two autoencoder groups (narrow codes on the
+    The score says how surprising the row is next to the training data, in units of a typical
+    training row (which scores about 1): the largest of three calibrated surprises (two
+    autoencoder groups' reconstruction errors and a per-feature tail table), and the mean of
+    that component's per-feature terms.
+
+    First, missing values are filled in with each feature's training median (``fill``). Then
+    three components give every feature a term: the two autoencoder groups (narrow codes on the
     robust scaling, wider codes on the spread scaling) their calibrated reconstruction errors,
     the tail table its tail surprise (tail.py). Each component is divided by its median training
     row (the mean of its terms), so a typical row scores about 1 on every component whatever its
-    units. The score is the **largest** of the three row means, and ``feature_errors`` are the
-    terms of the component that gave it: the score is still their mean, and the largest term is
-    still the feature to look at first.
+    units. The score is the **largest** of the three row means, ``feature_errors`` are the terms
+    of the component that gave it (the largest term is the feature to look at first), and
+    ``expected`` is what that component expected each feature to be, in the feature's own units:
+    an autoencoder group's mean reconstruction, or the tail table's centre (the training
+    median).
 
     Why the largest and not the sum: each component is best on some kinds of data and weak on
     others (benchmarks/DETECTION.md); a sum lets the weak ones dilute the one that sees the
     anomaly, the maximum lets whichever is surprised speak."""
 
-    def __init__(self, groups: list[MemberGroup], tail: TailTerms) -> None:
+    def __init__(
+        self, groups: list[MemberGroup], tail: TailTerms, fill: np.ndarray | None = None
+    ) -> None:
         super().__init__()
         self.groups = nn.ModuleList(groups)
         self.tail = tail
         # Each component's median training row, set by calibrate after training.
         self.register_buffer("component_scale", torch.ones(len(groups) + 1))
+        # What a missing value (NaN) becomes: each feature's training median.
+        fill = tail.centre.clone() if fill is None else torch.as_tensor(fill, dtype=torch.float32)
+        self.register_buffer("fill", fill)
 
     def component_errors(self, features: torch.Tensor) -> torch.Tensor:
         """Every component's calibrated terms, ``[N, components, D]``."""
@@ -227,33 +259,45 @@ class ScoringGraph(nn.Module):
 
     def parts(self, features: torch.Tensor) -> list[torch.Tensor]:
         """Every component's calibrated terms, ``[N, D]`` each."""
-        return calibrated_parts(self.groups, self.tail, self.component_scale, features)
+        filled = fill_missing(features, self.fill)
+        parts = calibrated_parts(self.groups, self.tail, self.component_scale, filled)
+        return [terms for terms, _ in parts]
 
-    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return combine(self.parts(features))
+    def forward(self, features: torch.Tensor) -> Outputs:
+        filled = fill_missing(features, self.fill)
+        return combine(calibrated_parts(self.groups, self.tail, self.component_scale, filled))
+
+
+def fill_missing(features: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
+    """NaN cells replaced by ``fill`` (per feature): the graph's first op."""
+    return torch.where(torch.isnan(features), fill, features)
 
 
 def calibrated_parts(
-    groups: nn.ModuleList, tail: nn.Module, component_scale: torch.Tensor, features: torch.Tensor
-) -> list[torch.Tensor]:
-    """Each group's ``feature_errors`` and the tail terms, each divided by its component scale:
-    the trained graph and its serving layout (fused.py) both score through this."""
-    parts = [group.feature_errors(features) for group in groups]
-    parts.append(tail(features))
-    return [part / component_scale[i] for i, part in enumerate(parts)]
+    groups: nn.ModuleList, tail: TailTerms, component_scale: torch.Tensor, features: torch.Tensor
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Each component's terms divided by its component scale, with its expected values: each
+    group's (``feature_errors``, mean reconstruction in raw units), then the tail terms with the
+    tail's centre. The trained graph and its serving layout (fused.py) both score through this."""
+    parts = [group.terms_and_expected(features) for group in groups]
+    parts.append((tail(features), tail.centre))
+    return [(terms / component_scale[i], expected) for i, (terms, expected) in enumerate(parts)]
 
 
-def combine(parts: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Component terms (``[N, D]`` each) -> each row's largest component mean, and that
-    component's terms (the first on a tie). A chain of ``where`` on ``[N, D]``: in ONNX that was
-    cheaper than stacking the components and masking the stack."""
-    score, chosen = parts[0].mean(dim=1), parts[0]
-    for part in parts[1:]:
+def combine(parts: list[tuple[torch.Tensor, torch.Tensor]]) -> Outputs:
+    """Component (terms ``[N, D]``, expected values) -> each row's largest component mean, that
+    component's terms and its expected values (the first component on a tie; the first must
+    give expected values ``[N, D]``, later ones may broadcast). A chain of ``where`` on
+    ``[N, D]``: in ONNX that was cheaper than stacking the components and masking the stack."""
+    chosen, expected = parts[0]
+    score = chosen.mean(dim=1)
+    for part, part_expected in parts[1:]:
         mean = part.mean(dim=1)
         better = mean > score
         score = torch.where(better, mean, score)
         chosen = torch.where(better[:, None], part, chosen)
-    return score, chosen
+        expected = torch.where(better[:, None], part_expected, expected)
+    return score, chosen, expected
 
 
 def default_hidden_dims(input_dim: int) -> list[int]:
@@ -280,10 +324,12 @@ def build_scoring_graph(
     hidden_dims: list[int] | None,
     latent_dim: int | None,
     members: int = 1,
+    fill: np.ndarray | None = None,
 ) -> ScoringGraph:
-    """A fresh (untrained) graph whose scalings and tail table are fitted on ``train_features``:
-    ``members`` narrow autoencoders on the robust scaling, ``members`` wider ones on the spread
-    scaling."""
+    """A fresh (untrained) graph whose scalings and tail table are fitted on ``train_features``
+    (no NaN: missing cells already filled with ``fill``, which the graph then applies to its
+    input; unset = the training median): ``members`` narrow autoencoders on the robust scaling,
+    ``members`` wider ones on the spread scaling."""
     input_dim = train_features.shape[1]
     hidden = default_hidden_dims(input_dim) if hidden_dims is None else hidden_dims
     latent = default_latent_dim(input_dim) if latent_dim is None else latent_dim
@@ -293,7 +339,7 @@ def build_scoring_graph(
         MemberGroup(narrow, *robust_scaling(train_features)),
         MemberGroup(wide, *spread_scaling(train_features)),
     ]
-    return ScoringGraph(groups, TailTerms.fit(train_features))
+    return ScoringGraph(groups, TailTerms.fit(train_features), fill)
 
 
 def latent_widths(widest: int, members: int) -> list[int]:
@@ -318,7 +364,7 @@ def wide_widths(input_dim: int, members: int) -> list[int]:
 
 @torch.no_grad()
 def score_rows(graph: ScoringGraph, features: np.ndarray) -> np.ndarray:
-    """Anomaly scores ``[N]`` of raw feature rows, by the exported graph's own maths."""
+    """Scores ``[N]`` of raw feature rows (NaN = missing), by the exported graph's own maths."""
     graph.eval()
     rows = torch.as_tensor(features, dtype=torch.float32)
     return graph_chunks(graph, rows, lambda chunk: graph(chunk)[0]).numpy()

@@ -10,10 +10,12 @@ import numpy as np
 import torch
 
 from datasentinel.model_config import ModelConfig, TrainingSummary
+from datasentinel.severity import table_from_scores
 from datasentinel.trainer.artifacts import build_config, write_artifacts
 from datasentinel.trainer.data import Dataset, Split, load_dataset, split_dataset
 from datasentinel.trainer.evaluation import Evaluation, evaluate
 from datasentinel.trainer.export import export_onnx
+from datasentinel.trainer.missing import fill_missing
 from datasentinel.trainer.model import (
     ScoringGraph,
     build_scoring_graph,
@@ -48,9 +50,14 @@ def train_and_export(settings: TrainerSettings) -> TrainingResult:
     ``settings.models_dir``. Raises a TrainerError subclass on bad data or a failed export."""
     torch.set_num_threads(settings.torch_threads)
     torch.manual_seed(settings.seed)
-    split = _load_split(settings)
+    filled = fill_missing(_load_split(settings))
+    split = filled.split
     graph = build_scoring_graph(
-        split.train.features, settings.hidden_dims, settings.latent_dim, settings.ensemble_size
+        split.train.features,
+        settings.hidden_dims,
+        settings.latent_dim,
+        settings.ensemble_size,
+        fill=filled.fill,
     )
     history = fit(graph, split.train.features, split.validation.features, settings)
     calibrate(graph, split.train.features)
@@ -66,7 +73,16 @@ def train_and_export(settings: TrainerSettings) -> TrainingResult:
     evaluation = evaluate(scores, split.validation.labels, threshold.value)
     onnx_bytes = export_onnx(graph, split.validation.features)
     summary = _training_summary(settings, split, history, evaluation, threshold)
-    config = build_config(onnx_bytes, graph, split.train.feature_names, threshold.value, summary)
+    config = build_config(
+        onnx_bytes,
+        graph,
+        split.train.feature_names,
+        threshold.value,
+        summary,
+        columns=split.train.columns,
+        missing_cells=filled.cells,
+        severity=table_from_scores(threshold.scores, threshold.source),
+    )
     plot_paths = _plots(settings, history, split.validation, scores, threshold.value)
     model_path, config_path = write_artifacts(onnx_bytes, config, settings.models_dir)
     log.info("wrote %s and %s (version %s)", model_path, config_path, config.model_version)
@@ -137,6 +153,7 @@ def _training_summary(
         threshold_quantile=settings.threshold_quantile,
         threshold_rows=threshold.rows,
         threshold_source=threshold.source,
+        threshold=threshold.value,
         warnings=warnings,
         seed=settings.seed,
         **metrics,

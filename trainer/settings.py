@@ -25,14 +25,38 @@ class TrainerSettings(BaseSettings):
     data: Path | None = Field(
         default=None,
         json_schema_extra={"metavar": "FILE"},
-        description="CSV file (comma-separated, UTF-8) of numeric feature columns with a header "
-        "row (see --csv-header); unset = the built-in synthetic sensor data. Env: TRAINER_DATA.",
+        description="CSV file (comma-separated, UTF-8) with a header row (see --csv-header): "
+        "numeric feature columns (empty cells are filled with the column's training median), "
+        "and any id, text or date/time columns, which are kept with each row as keys (see "
+        "--key-columns); unset = the built-in synthetic sensor data. Env: TRAINER_DATA.",
     )
     label_column: str | None = Field(
         default=None,
         json_schema_extra={"metavar": "COLUMN"},
         description="Column of the CSV holding 0 (normal) / 1 (anomaly); excluded from the "
         "features and used only to evaluate the model. Env: TRAINER_LABEL_COLUMN.",
+    )
+    key_columns: Annotated[list[str] | None, NoDecode, COMMAS] = Field(
+        default=None,
+        json_schema_extra={"metavar": "LIST"},
+        description="Columns kept with each row but never features: ids, timestamps, entities, "
+        "e.g. row_id,recorded_at (text and date/time columns are keys without asking). "
+        "Env: TRAINER_KEY_COLUMNS.",
+    )
+    ignore_columns: Annotated[list[str] | None, NoDecode, COMMAS] = Field(
+        default=None,
+        json_schema_extra={"metavar": "LIST"},
+        description="Columns left out of everything, e.g. notes,operator. "
+        "Env: TRAINER_IGNORE_COLUMNS.",
+    )
+    feature_columns: Annotated[list[str] | None, NoDecode, COMMAS] = Field(
+        default=None,
+        json_schema_extra={"metavar": "LIST"},
+        description="Exactly these columns are the features, trusted as they are; every other "
+        "column but the label (and --ignore-columns) is a key. Unset = every numeric column "
+        "that is not a key, ignored or the label, and one that looks like a row index, a "
+        "timestamp or a label is refused until named in one of these lists. "
+        "Env: TRAINER_FEATURE_COLUMNS.",
     )
     csv_header: Literal["auto", "yes", "no"] = Field(
         default="auto",

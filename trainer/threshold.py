@@ -39,10 +39,14 @@ FitAndScore = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
 
 @dataclass(frozen=True)
 class Threshold:
+    """The threshold, and the held-out scores its quantile was taken from (``rows`` of them;
+    the severity table is read off the same scores)."""
+
     value: float
     source: Literal["validation", "out_of_fold"]
     rows: int
     warnings: list[str] = field(default_factory=list)
+    scores: np.ndarray = field(default_factory=lambda: np.empty(0))
 
 
 def choose_threshold(
@@ -64,7 +68,7 @@ def choose_threshold(
         source = "out_of_fold"
         log.info("threshold from out-of-fold scores of %d rows", len(scores))
     warnings = _too_few_warning(len(scores), quantile)
-    return Threshold(threshold_at(scores, quantile), source, len(scores), warnings)
+    return Threshold(threshold_at(scores, quantile), source, len(scores), warnings, scores)
 
 
 def out_of_fold_scores(

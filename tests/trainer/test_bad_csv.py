@@ -47,12 +47,15 @@ REFUSED = [
     ("only-blank-lines", "\n\n\n", [], ["the file is empty"]),
     ("header-only", "f0,f1,f2\n", [], ["no data rows"]),
     ("one-row", "f0,f1,f2\n1,2,3\n", [], ["1 data rows", "at least 10"]),
-    ("text-column", _with_column("site", ["north"] * 40), [], ["'site' is not numeric", "line 2"]),
+    (
+        "only-text-and-dates",
+        "site,day\n" + "north,2026-01-05\n" * 40,
+        [],
+        ["no numeric feature columns left", "keys: site, day"],
+    ),
     ("text-cell", _replace_line(6, "1,2,abc,4"), [], ["'f2' is not numeric", "line 6", "'abc'"]),
     ("thousands", _replace_line(3, '1,2,"1,000",4'), [], ["'f2' is not numeric", "'1,000'"]),
-    ("all-empty-column", _with_column("g", [""] * 40), [], ["'g' has no values"]),
-    ("empty-cell", _replace_line(8, "1,,3,4"), [], ["line 8", "'f1'", "missing"]),
-    ("nan-cell", _replace_line(8, "1,NaN,3,4"), [], ["line 8", "'f1'", "missing"]),
+    ("all-empty-column", _with_column("g", [""] * 40), [], ["'g' has no", "--ignore-columns g"]),
     ("inf", _replace_line(10, "1,2,3,inf"), [], ["line 10", "'f3'", "infinite"]),
     (
         "inf-after-blank-line",  # the line number is the file's, blank lines counted
@@ -91,12 +94,12 @@ REFUSED = [
     ("tabs", GOOD.replace(",", "\t"), [], ["separated by tabs"]),
     (
         "one-column",
-        "x\n" + "\n".join(str(v) for v in range(40)) + "\n",
+        "x\n" + "\n".join(str(v % 7) for v in range(40)) + "\n",
         [],
         ["only 1 feature column", "at least 2 varying"],
     ),
     ("all-constant", "a,b\n" + "1,2\n" * 40, [], ["only 0 of 2 feature columns vary"]),
-    ("one-varying", "a,b\n" + "".join(f"{i},2\n" for i in range(40)), [], ["only 1 of 2 feature"]),
+    ("one-varying", "a,b\n" + "".join(f"{i % 7},2\n" for i in range(40)), [], ["only 1 of 2"]),
     ("label-missing", GOOD, ["--label-column", "y"], ["label column 'y' not found", "f0, f1"]),
     (
         "label-not-binary",
@@ -205,6 +208,9 @@ TRAINED = [
     ("constant-column", _with_column("g", ["5"] * 40), [], [*NAMES, "g"], 40),
     ("large-values", _replace_line(5, "1e6,2,3,4"), [], NAMES, 40),
     ("labels", _with_column("y", _labels()), ["--label-column", "y"], NAMES, 40),
+    ("text-column", _with_column("site", ["north"] * 40), [], NAMES, 40),
+    ("empty-cell", _replace_line(8, "1,,3,4"), [], NAMES, 40),
+    ("nan-cell", _replace_line(8, "1,NaN,3,4"), [], NAMES, 40),
 ]
 
 

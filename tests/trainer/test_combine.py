@@ -30,7 +30,7 @@ def calibrated():
 
 def _outputs(graph, rows):
     with torch.no_grad():
-        score, errors = graph(rows)
+        score, errors, _ = graph(rows)
         return score, errors, graph.component_errors(rows)
 
 

@@ -50,12 +50,20 @@ def _assert_one_line_error(caplog, *fragments):
         assert fragment in record.getMessage()
 
 
-def test_non_numeric_column_exits_2(tmp_path, caplog):
+def test_text_column_is_a_key_not_a_feature(tmp_path):
     frame = _labelled_frame(50).assign(site="north")
     frame.to_csv(tmp_path / "text.csv", index=False)
-    argv = ["--data", str(tmp_path / "text.csv"), "--models-dir", str(tmp_path / "m")]
-    assert main(argv) == 2
-    _assert_one_line_error(caplog, "not numeric", "site")
+    dataset = read_csv(tmp_path / "text.csv", LABEL)
+    assert "site" not in dataset.feature_names and dataset.columns.keys == ["site"]
+
+
+def test_a_word_among_numbers_is_refused_not_made_a_key(tmp_path, caplog):
+    frame = _labelled_frame(50).astype({"sensor_00": object})
+    frame.loc[7, "sensor_00"] = "n/a?"
+    frame.to_csv(tmp_path / "typo.csv", index=False)
+    argv = ["--data", str(tmp_path / "typo.csv"), "--models-dir", str(tmp_path / "m")]
+    assert main([*argv, "--label-column", LABEL]) == 2
+    _assert_one_line_error(caplog, "'sensor_00' is not numeric", "line 9")
     assert not (tmp_path / "m").exists()
 
 
@@ -65,11 +73,11 @@ def test_missing_label_column_exits_2(labelled_csv, tmp_path, caplog):
     _assert_one_line_error(caplog, "'label' not found")
 
 
-def test_nan_feature_is_rejected(tmp_path):
+def test_infinite_feature_is_rejected(tmp_path):
     frame = _labelled_frame(50)
-    frame.iloc[7, 0] = np.nan
+    frame.iloc[7, 0] = np.inf
     frame.to_csv(tmp_path / "gaps.csv", index=False)
-    with pytest.raises(DataError, match="missing or infinite"):
+    with pytest.raises(DataError, match="infinite"):
         read_csv(tmp_path / "gaps.csv", LABEL)
 
 

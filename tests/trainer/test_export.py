@@ -15,9 +15,9 @@ from datasentinel.trainer.model import build_scoring_graph
 def _fresh_rows(result, n_rows: int, seed: int = 1) -> np.ndarray:
     """Rows the model never saw, spread wider than the training data to reach the tails."""
     robust = result.graph.groups[0]
-    mean, std = robust.mean.numpy(), robust.std.numpy()
-    noise = np.random.default_rng(seed).standard_normal((n_rows, len(mean)))
-    return (mean + 3 * std * noise).astype(np.float32)
+    centre, scale = robust.centre.numpy(), robust.scale.numpy()
+    noise = np.random.default_rng(seed).standard_normal((n_rows, len(centre)))
+    return (centre + 3 * scale * noise).astype(np.float32)
 
 
 @pytest.mark.parametrize("batch_size", [1, 7, 1000])
@@ -26,7 +26,7 @@ def test_onnx_matches_torch_on_fresh_rows(tiny_run, batch_size):
     session = ort.InferenceSession(tiny_run.model_path, providers=["CPUExecutionProvider"])
     score, errors = session.run([SCORE_OUTPUT, FEATURE_ERRORS_OUTPUT], {INPUT_NAME: rows})
     with torch.no_grad():
-        want_score, want_errors = tiny_run.graph(torch.from_numpy(rows))
+        want_score, want_errors, _ = tiny_run.graph(torch.from_numpy(rows))
     assert score.shape == (batch_size,)
     np.testing.assert_allclose(score, want_score.numpy(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(errors, want_errors.numpy(), rtol=1e-4, atol=1e-5)

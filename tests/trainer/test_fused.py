@@ -56,10 +56,11 @@ def test_serving_graph_equals_the_trained_graph(dim, hidden, latent, members):
     graph, rows = _graph(dim, hidden, latent, members)
     x = _with_far_rows(rows)
     with torch.no_grad():
-        want_score, want_errors = graph(x)
-        score, errors = ServingGraph(graph).eval()(x)
+        want_score, want_errors, want_expected = graph(x)
+        score, errors, expected = ServingGraph(graph).eval()(x)
     torch.testing.assert_close(errors, want_errors, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(score, want_score, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(expected, want_expected, rtol=1e-5, atol=1e-4)
 
 
 def _layouts(graph) -> list[type]:

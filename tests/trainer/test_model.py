@@ -32,7 +32,7 @@ def test_group_feature_errors_are_its_softened_squared_error(group_index):
     group = build_scoring_graph(features, [8], 2).groups[group_index]
     with torch.no_grad():
         errors = group.feature_errors(torch.from_numpy(features))
-        z = (torch.from_numpy(features) - group.mean) / group.std
+        z = (torch.from_numpy(features) - group.centre) / group.scale
         squared = (z - group.autoencoder(z)) ** 2
         expected = (ERROR_KNEE * torch.log1p(squared / ERROR_KNEE)).mean(dim=0)
     torch.testing.assert_close(errors, expected)

@@ -83,7 +83,7 @@ def test_ensemble_graph_exports_with_parity():
     session = ort.InferenceSession(export.export_onnx(graph, features))
     score, errors = session.run([SCORE_OUTPUT, FEATURE_ERRORS_OUTPUT], {INPUT_NAME: features})
     with torch.no_grad():
-        want_score, want_errors = graph(torch.from_numpy(features))
+        want_score, want_errors, _ = graph(torch.from_numpy(features))
     assert errors.shape == (60, 4)
     np.testing.assert_allclose(score, want_score.numpy(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(errors, want_errors.numpy(), rtol=1e-4, atol=1e-5)
