@@ -67,6 +67,7 @@ class RunResult:
     stream_errors: tuple[str, ...] = ()  # why each broken stream ended
     keys: dict[str, np.ndarray] = field(default_factory=dict)  # key columns: raw text per row
     rejected: int = 0  # rows not sent (a missing value the model cannot fill in, or an infinity)
+    rejected_summary: tuple[str, ...] = ()  # per column: rows not sent for it, the first line
     missing_cells: int = 0  # missing values sent as NaN for the model to fill in
 
     @property
@@ -195,6 +196,7 @@ def run(settings: ProducerSettings, out: TextIO | None = None) -> RunResult:
         stream_errors=tuple(client.stream_errors),
         keys=source.keys,
         rejected=len(source.rejected),
+        rejected_summary=source.rejected_summary,
         missing_cells=source.missing_cells,
     )
     if client.error:

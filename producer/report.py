@@ -22,6 +22,7 @@ ANOMALY_MARK = "!! ANOMALY"
 FAILED_MARK = "!! FAILED"
 BASELINE_ROWS = 5  # rows printed first in --show anomalies, so flagged scores have a reference
 MAX_FAILURE_LINES = 10
+NOT_SENT = "not sent: "  # how the reason of a row rejected before streaming starts
 MIN_RATE_SECONDS = 1.0  # shorter runs get their vector count and duration, not a rate
 
 _RED, _YELLOW, _DIM, _RESET = "\033[1;31m", "\033[1;33m", "\033[2m", "\033[0m"
@@ -258,10 +259,11 @@ def _input_fields(r: RunResult) -> list[tuple[str, str]]:
         fields.append(
             (
                 "not sent",
-                f"{r.rejected} rows with a missing or infinite feature value (failed; each "
-                "one's reason is under failures and in --output's error column)",
+                f"{r.rejected} rows, failed: a feature value missing (and the model does not "
+                "fill them in) or infinite; each row's reason is in --output's error column",
             )
         )
+        fields += [("", f"  {note}") for note in r.rejected_summary]
     if r.missing_cells:
         fields.append(
             ("missing", f"{r.missing_cells} empty values sent as NaN, filled in by the model")
@@ -310,7 +312,8 @@ def _field(name: str, value: str) -> str:
 
 
 def _failure_lines(r: RunResult) -> list[str]:
-    failures = r.failures
+    """Rows failed per reason; the rows not sent have their own summary lines (``not sent``)."""
+    failures = [(reason, n) for reason, n in r.failures if not reason.startswith(NOT_SENT)]
     lines = [f"  {n} rows: {reason}" for reason, n in failures[:MAX_FAILURE_LINES]]
     if len(failures) > MAX_FAILURE_LINES:
         lines.append(f"  ... and {len(failures) - MAX_FAILURE_LINES} more reasons")

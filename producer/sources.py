@@ -60,6 +60,7 @@ class Source:
         default_factory=lambda: _NO_ROWS
     )  # row ids not sent (a missing or infinite feature value)
     rejected_reasons: tuple[str, ...] = ()  # why, one per rejected row
+    rejected_summary: tuple[str, ...] = ()  # per column: how many rows, the first line
     missing_cells: int = 0  # missing values sent as NaN (for a model that fills them in)
 
     @property
@@ -224,9 +225,28 @@ def _csv_source(
         feature_names=named,
         rejected=rejected,
         rejected_reasons=reasons,
+        rejected_summary=_rejection_summary(bad, missing, feature_names, table.lines),
         missing_cells=sent_missing,
         **common,
     )
+
+
+def _rejection_summary(
+    bad: np.ndarray, missing: np.ndarray, names: list[str], lines: np.ndarray
+) -> tuple[str, ...]:
+    """Per feature column: how many rows were not sent for a missing or an infinite value in it,
+    and the first one's line."""
+    notes = []
+    for kind, mask in (
+        ("a missing value", bad & missing),
+        ("an infinite or out-of-range value", bad & ~missing),
+    ):
+        for j in np.flatnonzero(mask.any(axis=0)).tolist():
+            rows = np.flatnonzero(mask[:, j])
+            notes.append(
+                f"{len(rows)} with {kind} in {names[j]!r} (first on line {lines[rows[0]]})"
+            )
+    return tuple(notes)
 
 
 def _rejection(bad: np.ndarray, missing: np.ndarray, names: list[str], line: int) -> str:

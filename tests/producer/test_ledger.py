@@ -1,6 +1,6 @@
 import numpy as np
 
-from datasentinel.producer.ledger import Error, Ledger, Result, RowState
+from datasentinel.producer.ledger import Error, Explanations, Ledger, Result, RowState
 
 
 def ids(*values: int) -> np.ndarray:
@@ -131,3 +131,26 @@ def test_the_hang_detector_sees_how_long_the_oldest_message_waited():
     assert ledger.oldest_wait(1) == 5.0
     ledger.answer(result("0", ids(0, 1)), stream=1)
     assert ledger.oldest_wait(1) == 3.0
+
+
+def test_severity_threshold_model_and_explanations_follow_their_rows():
+    ledger = Ledger(3, top_k=1)
+    ledger.mark_sent(ledger.queue(0, ids(0, 1, 2)))
+    explanations = Explanations(
+        names=["b", "a"],
+        top=np.array([[0], [1], [1]], np.int32),
+        share=np.array([[0.5], [0.6], [0.7]], np.float32),
+        value=np.array([[1.0], [2.0], [3.0]], np.float32),
+        expected=np.zeros((3, 1), np.float32),
+        missing=[(), (0,), ()],
+    )
+    severity = np.array([0.1, 0.2, 0.3], np.float32)
+    scores = np.array([1, 2, 3], np.float32)
+    answer = Result("0", ids(2, 1, 0), scores, np.zeros(3, bool), 0.5, "v1", severity, explanations)
+    ledger.answer(answer)  # ids in another order: each row keeps its own explanation
+    assert ledger.severity.tolist() == np.float32([0.3, 0.2, 0.1]).tolist()
+    assert ledger.threshold_used.tolist() == [0.5] * 3
+    assert [ledger.feature_names[i] for i in ledger.top[:, 0]] == ["a", "a", "b"]
+    assert ledger.top_value[:, 0].tolist() == [3.0, 2.0, 1.0]
+    assert ledger.missing == {1: (ledger.feature_names.index("b"),)}
+    assert ledger.model_names == ["v1"] and ledger.model_index.tolist() == [0, 0, 0]

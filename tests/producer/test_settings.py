@@ -58,3 +58,13 @@ def test_recovery_bounds_come_from_flags_or_env_and_must_be_positive(monkeypatch
     assert (defaults.max_retry_seconds, defaults.answer_timeout) == (60, 30)
     assert main(["--answer-timeout", "0"]) == 2
     assert "--answer-timeout / PRODUCER_ANSWER_TIMEOUT" in caplog.text
+
+
+def test_threshold_and_top_features_from_flags_or_env(monkeypatch, caplog):
+    monkeypatch.setenv("PRODUCER_TOP_FEATURES", "5")
+    settings = parse(["--threshold", "2.5"])
+    assert (settings.threshold, settings.top_features) == (2.5, 5)
+    monkeypatch.delenv("PRODUCER_TOP_FEATURES")
+    assert (parse([]).threshold, parse([]).top_features) == (None, 3)
+    assert main(["--threshold", "-1"]) == 2
+    assert "--threshold / PRODUCER_THRESHOLD" in caplog.text

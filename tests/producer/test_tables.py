@@ -158,3 +158,15 @@ def test_csv_dash_reads_standard_input(table_engine, args_for, messy, tmp_path, 
     assert main(args_for(engine, "--csv", "-", "--output", str(output))) == 0
     assert pd.read_csv(output)["machine_id"].tolist() == table.column("machine_id")
     assert sorted(sent_vectors(engine)) == list(range(9))
+
+
+def test_summary_counts_rows_not_sent_per_column_with_the_first_line(
+    table_engine, settings_for, messy, tmp_path
+):
+    engine = table_engine()
+    table = messy(rows=10, empty=0).with_cell(3, "current", "").with_cell(6, "current", "NA")
+    out = io.StringIO()
+    run(settings_for(engine, csv=table.write(tmp_path / "in.csv")), out=out)
+    summary = out.getvalue().split("== summary")[1]
+    assert "  2 with a missing value in 'current' (first on line 5)" in summary
+    assert "failures" not in summary  # not a line per row
