@@ -373,25 +373,30 @@ def write_csv(target: Path | TextIO, result: RunResult) -> None:
     have empty result cells and their reason under ``error``. To a path: written atomically
     (temp file + rename), so a reader never sees half a file, with the permissions the user's
     umask gives; else to the open text stream ``target`` (standard output)."""
-    header = output_header(result)
-    columns = _output_columns(result)
     if not isinstance(target, Path):
-        writer = csv.writer(target, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(zip(*columns, strict=True))
+        _write_rows(target, result)
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", newline="") as f:
-            writer = csv.writer(f, lineterminator="\n")
-            writer.writerow(header)
-            writer.writerows(zip(*columns, strict=True))
+            _write_rows(f, result)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp made it 0600
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+OUTPUT_CHUNK_ROWS = 65536  # rows formatted at once: bounds the Python strings held
+
+
+def _write_rows(f: TextIO, result: RunResult) -> None:
+    writer = csv.writer(f, lineterminator="\n")
+    writer.writerow(output_header(result))
+    for start in range(0, result.ledger.n_rows, OUTPUT_CHUNK_ROWS):
+        rows = slice(start, min(start + OUTPUT_CHUNK_ROWS, result.ledger.n_rows))
+        writer.writerows(zip(*_output_columns(result, rows), strict=True))
 
 
 def _umask() -> int:
@@ -407,59 +412,62 @@ def _key_names(result: RunResult) -> list[str]:
     return [f"input_{name}" if name in taken else name for name in result.keys]
 
 
-def _output_columns(result: RunResult) -> list[list]:
+def _output_columns(result: RunResult, rows: slice) -> list:
+    """The output's columns for ``rows``: lists of cells."""
     ledger = result.ledger
-    n = ledger.n_rows
-    ok = ledger.state == RowState.OK
-    okl = ok.tolist()
+    ok = (ledger.state[rows] == RowState.OK).tolist()
+    n = len(ok)
 
     def blank(values: list) -> list:
-        return [v if a else "" for v, a in zip(values, okl, strict=True)]
+        return [v if a else "" for v, a in zip(values, ok, strict=True)]
 
     # Scores: 9 significant digits (float32 round-trips); the rest float32's shortest form.
-    scores = blank([f"{x:.9g}" for x in ledger.scores.tolist()])
-    flags = blank(ledger.is_anomaly.astype(np.int8).tolist())
-    severity = ledger.severity.astype(str)
-    severity[np.isnan(ledger.severity)] = ""
-    thresholds = blank(ledger.threshold_used.astype(str).tolist())
-    versions = np.array([*ledger.model_names, ""], dtype=object)[ledger.model_index]
-    tops = _top_columns(ledger)
+    scores = blank([f"{x:.9g}" for x in ledger.scores[rows].tolist()])
+    flags = blank(ledger.is_anomaly[rows].astype(np.int8).tolist())
+    severity = ledger.severity[rows].astype(str)
+    severity[np.isnan(ledger.severity[rows])] = ""
+    thresholds = blank(ledger.threshold_used[rows].astype(str).tolist())
+    versions = np.array([*ledger.model_names, ""], dtype=object)[ledger.model_index[rows]]
     names = np.array(ledger.feature_names, dtype=object)
     missing = [""] * n
-    for row, indices in ledger.missing.items():
-        missing[row] = ";".join(names[list(indices)].tolist())
+    first = rows.start
+    for row in range(rows.start, rows.stop):
+        indices = ledger.missing.get(row)
+        if indices:
+            missing[row - first] = ";".join(names[list(indices)].tolist())
     reasons = np.array([*ledger.reasons, ""], dtype=object)
-    at = np.where(ledger.state == RowState.FAILED, ledger.reason_index, -1)
+    state = ledger.state[rows]
+    at = np.where(state == RowState.FAILED, ledger.reason_index[rows], -1)
     columns = [
-        range(n),
-        *(values.tolist() for values in result.keys.values()),
+        range(rows.start, rows.stop),
+        *(values[rows].tolist() for values in result.keys.values()),
         scores,
         flags,
         blank(severity.tolist()),
         thresholds,
         versions.tolist(),
-        *tops,
+        *_top_columns(ledger, rows),
         missing,
     ]
     if result.labels is not None:
-        columns.append(np.asarray(result.labels).tolist())
+        columns.append(np.asarray(result.labels)[rows].tolist())
     columns.append(reasons[at].tolist())
     return columns
 
 
-def _top_columns(ledger) -> tuple[list[str], list[str], list[str]]:
+def _top_columns(ledger, rows: slice) -> tuple[list[str], list[str], list[str]]:
     """top_features ('name:share', 3 decimals), top_values and top_expected ('name:value' as
     float32's shortest form): a row's top features most first, separated by ';'."""
-    n, k = ledger.n_rows, ledger.top_k
+    n, k = rows.stop - rows.start, ledger.top_k
     if not k or not ledger.feature_names:
         return [""] * n, [""] * n, [""] * n
     names = np.array([*ledger.feature_names, ""], dtype=object)  # -1 (none) -> ""
     shares, values, expected = [], [], []
     for j in range(k):
-        name = names[ledger.top[:, j]].tolist()
-        share = [f"{x:.3f}" for x in ledger.top_share[:, j].tolist()]
-        value = ledger.top_value[:, j].astype(str).tolist()
-        expect = ledger.top_expected[:, j].astype(str).tolist()
+        name = names[ledger.top[rows, j]].tolist()
+        share = [f"{x:.3f}" for x in ledger.top_share[rows, j].tolist()]
+        value = ledger.top_value[rows, j].astype(str).tolist()
+        expect = ledger.top_expected[rows, j].astype(str).tolist()
         shares.append([f"{a}:{b}" if a else "" for a, b in zip(name, share, strict=True)])
         values.append([f"{a}:{b}" if a else "" for a, b in zip(name, value, strict=True)])
         expected.append([f"{a}:{b}" if a else "" for a, b in zip(name, expect, strict=True)])
