@@ -126,42 +126,94 @@ _FIXED32 = 5
 
 def _explanations(result: ScoredBatch) -> bytes:
     """``explanations`` as wire bytes: one RowExplanation per row when the request asked for top
-    features or a row had missing features, else nothing."""
+    features or a row had missing features, else nothing. A few rows are joined in Python; more
+    are gathered with numpy (1024 rows x 3 features: ~1 ms joined, ~0.2 ms gathered)."""
     top, missing = result.top_features, result.missing
     if top is None and missing is None:
         return b""
-    rows = len(result.scores)
     names = _wire_names(tuple(result.feature_names))
-    parts: list[list[bytes]] = [[] for _ in range(rows)]
-    if top is not None:
-        _add_contributions(parts, top, names)
-    if missing is not None:
-        for row, col in zip(*np.nonzero(missing), strict=True):
-            parts[row].append(names.missing[col])
-    key = _varint(_EXPLANATIONS << 3 | 2)
-    out = []
-    for row in parts:
-        body = b"".join(row)
-        out += (key, _varint(len(body)), body)
-    return b"".join(out)
+    if len(result.scores) <= _JOIN_ROWS:
+        return _joined(len(result.scores), top, missing, names)
+    return _gathered(len(result.scores), top, missing, names)
 
 
-def _add_contributions(parts: list[list[bytes]], top: TopFeatures, names: _WireNames) -> None:
-    rows, k = top.index.shape
-    floats = np.empty((rows, k), _FLOATS)
+_JOIN_ROWS = 16
+assert _EXPLANATIONS << 3 | 2 < 0x80  # its key is one byte, as _gathered writes it
+_ROW_KEY = bytes([_EXPLANATIONS << 3 | 2])
+
+
+def _floats(top: TopFeatures) -> np.ndarray:
+    """Each contribution's share, value and expected value with their keys: ``[rows, k]`` of
+    ``_FLOATS``, whose bytes are the wire bytes."""
+    floats = np.empty(top.index.shape, _FLOATS)
     floats["k1"], floats["k2"], floats["k3"] = (
         _CONTRIBUTION[name].number << 3 | _FIXED32 for name in ("share", "value", "expected")
     )
     floats["share"], floats["value"], floats["exp"] = top.share, top.value, top.expected
-    raw, size = floats.tobytes(), _FLOATS.itemsize
-    heads = [names.contribution[i] for i in top.index.ravel().tolist()]
-    for n, head in enumerate(heads):
-        parts[n // k].append(head + raw[n * size : (n + 1) * size])
+    return floats
+
+
+def _joined(rows: int, top, missing, names: _WireNames) -> bytes:
+    parts: list[list[bytes]] = [[] for _ in range(rows)]
+    if top is not None:
+        k, size = top.index.shape[1], _FLOATS.itemsize
+        raw = _floats(top).tobytes()
+        for n, feature in enumerate(top.index.ravel().tolist()):
+            parts[n // k].append(names.contribution[feature] + raw[n * size : (n + 1) * size])
+    if missing is not None:
+        for row, col in zip(*np.nonzero(missing), strict=True):
+            parts[row].append(names.missing[col])
+    out = []
+    for row in parts:
+        body = b"".join(row)
+        out += (_ROW_KEY, _varint(len(body)), body)
+    return b"".join(out)
+
+
+def _gathered(rows: int, top, missing, names: _WireNames) -> bytes:
+    """The same bytes as ``_joined``, as one gather from a buffer holding every piece: each row
+    is its key and length, then segments (contribution heads, their floats, missing names)."""
+    pieces, offset = [names.data], len(names.data)
+    starts, lengths = [], []  # each [rows, segments]: where in the buffer, how long
+    if top is not None:
+        k, size = top.index.shape[1], _FLOATS.itemsize
+        floats = np.frombuffer(_floats(top).tobytes(), np.uint8)
+        segment_start = np.empty((rows, 2 * k), np.int64)
+        segment_length = np.empty((rows, 2 * k), np.int64)
+        segment_start[:, 0::2] = names.contribution_start[top.index]
+        segment_length[:, 0::2] = names.contribution_length[top.index]
+        segment_start[:, 1::2] = offset + size * np.arange(rows * k).reshape(rows, k)
+        segment_length[:, 1::2] = size
+        pieces.append(floats)
+        offset += len(floats)
+        starts.append(segment_start)
+        lengths.append(segment_length)
+    if missing is not None:
+        starts.append(np.broadcast_to(names.missing_start, missing.shape))
+        lengths.append(names.missing_length * missing)
+    body_start, body_length = np.hstack(starts), np.hstack(lengths)
+    body = body_length.sum(axis=1)
+    if body.max() >= 1 << 21:  # a 4-byte varint: not worth a numpy path
+        return _joined(rows, top, missing, names)
+    head = np.empty((rows, 4), np.uint8)  # key, then the body's length as a varint (1-3 bytes)
+    head[:, 0] = _ROW_KEY[0]
+    head[:, 1] = (body & 0x7F) | np.where(body >= 1 << 7, 0x80, 0)
+    head[:, 2] = (body >> 7 & 0x7F) | np.where(body >= 1 << 14, 0x80, 0)
+    head[:, 3] = body >> 14
+    head_length = 2 + (body >= 1 << 7) + (body >= 1 << 14)
+    pieces.append(head.ravel())
+    segment_start = np.column_stack([offset + 4 * np.arange(rows), body_start]).ravel()
+    segment_length = np.column_stack([head_length, body_length]).ravel()
+    ends = np.cumsum(segment_length)
+    gather = np.repeat(segment_start - (ends - segment_length), segment_length)
+    gather += np.arange(ends[-1])
+    return np.concatenate(pieces)[gather].tobytes()
 
 
 class _WireNames:
     """Per feature, the wire bytes that start its FeatureContribution inside a RowExplanation
-    (key, length, and the name field) and its entry in missing_features."""
+    (key, length, and the name field) and its entry in missing_features; and all of them in one
+    buffer (``data``), with where each starts and how long it is, for ``_gathered``."""
 
     def __init__(self, feature_names: tuple[str, ...]) -> None:
         self.contribution, self.missing = [], []
@@ -173,6 +225,13 @@ class _WireNames:
             self.contribution.append(key + _varint(len(field) + _FLOATS.itemsize) + field)
             key = _varint(_ROW["missing_features"].number << 3 | 2)
             self.missing.append(key + _varint(len(encoded)) + encoded)
+        every = self.contribution + self.missing
+        self.data = np.frombuffer(b"".join(every), np.uint8)
+        length = np.array([len(b) for b in every], np.int64)
+        start = np.cumsum(length) - length
+        dim = len(feature_names)
+        self.contribution_start, self.missing_start = start[:dim], start[dim:]
+        self.contribution_length, self.missing_length = length[:dim], length[dim:]
 
 
 @functools.lru_cache(maxsize=8)

@@ -325,22 +325,25 @@ def top_features(
         index = np.argpartition(errors, dim - k, axis=1)[:, dim - k :]
     else:
         index = np.broadcast_to(np.arange(dim), (n, dim))
-    terms = np.take_along_axis(errors, index, axis=1)
+    # Fancy indexing with a row column: ~3x cheaper than take_along_axis at a few rows.
+    row = np.arange(n)[:, None]
+    terms = errors[row, index]
     order = np.argsort(-terms, axis=1, kind="stable")
-    index = np.take_along_axis(index, order, axis=1)
-    terms = np.take_along_axis(terms, order, axis=1).astype(np.float64)
-    sums = errors.sum(axis=1, dtype=np.float64)[:, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.where(sums > 0, terms / sums, 0.0)
+    index, terms = index[row, order], terms[row, order]
+    sums = errors.sum(axis=1, dtype=np.float64, keepdims=True)
+    denominator = np.where(sums > 0, sums, np.inf)  # a row whose terms sum to 0: shares 0
     infinite = np.isinf(sums[:, 0])
     if infinite.any():  # +Inf terms (the model could not compute them) share the row's score
+        denominator[infinite] = 1.0  # no Inf / Inf; these rows are set below
+    share = terms / denominator
+    if infinite.any():
         count = np.isinf(errors[infinite]).sum(axis=1, keepdims=True)
         share[infinite] = np.isinf(terms[infinite]) / count
     return TopFeatures(
         index=index,
         share=share.astype(np.float32),
-        value=np.take_along_axis(vectors, index, axis=1),
-        expected=np.take_along_axis(expected, index, axis=1),
+        value=vectors[row, index],
+        expected=expected[row, index],
     )
 
 

@@ -152,3 +152,24 @@ def test_missing_features_alone_give_one_explanation_per_row():
     response = converters.response_from_result(result, request)
     assert [list(e.missing_features) for e in response.explanations] == [["b"], []]
     assert [len(e.top_features) for e in response.explanations] == [0, 0]
+
+
+@pytest.mark.parametrize("parts", ["top", "missing", "both"])
+@pytest.mark.parametrize("name_length", [1, 200, 20000])  # row lengths of 1, 2 and 3 bytes
+def test_gathered_explanations_are_the_joined_ones(parts, name_length):
+    rows, rng = 40, np.random.default_rng(name_length)
+    names = ("a" * name_length, "b", "ü" * 3)
+    top = missing = None
+    if parts != "missing":
+        top = TopFeatures(
+            index=np.stack([rng.permutation(3) for _ in range(rows)]),
+            share=rng.random((rows, 3), dtype=np.float32),
+            value=rng.normal(size=(rows, 3)).astype(np.float32),
+            expected=np.full((rows, 3), np.nan, np.float32),
+        )
+    if parts != "top":
+        missing = rng.random((rows, 3)) < 0.3
+    wire = converters._wire_names(names)
+    joined = converters._joined(rows, top, missing, wire)
+    assert converters._gathered(rows, top, missing, wire) == joined
+    assert len(pb.ScoreResponse.FromString(joined).explanations) == rows
