@@ -4,10 +4,15 @@
   - floor: a no-model gRPC echo of the same messages (benchmarks/echo_server.py);
   - the engine with 1 and 1024 vectors per message, unary and streaming, 1 worker and all;
   - the cost of security: one worker in plain text, with TLS, and with TLS + a bearer token
-    (certificate and token made for the run with openssl), the same cases side by side.
+    (certificate and token made for the run with openssl), the same cases side by side;
+  - the cost of the per-row fields (issue 16), our API and the Open Inference Protocol at 1 and
+    1024 vectors per call: today's answers (the same model served from a schema-2 config.json:
+    no severity, no expected values), the same plus severity (the schema-3 config), and the same
+    plus attribution (top_features=3; OIP: the top_features and top_feature_shares outputs).
 
     python benchmarks/serving.py --models-dir models
-    python benchmarks/serving.py --models-dir models --security-only   # the last part alone
+    python benchmarks/serving.py --models-dir models --security-only   # the security part alone
+    python benchmarks/serving.py --models-dir models --fields-only     # the per-row fields alone
 
 Load comes from h2load (Debian's nghttp2-client), a C HTTP/2 client: a unary call is a POST of
 one length-prefixed message, a stream a POST of thousands, so the client costs little of the CPU
@@ -31,10 +36,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import numpy as np
 import onnxruntime as ort
 
-from datasentinel.model_config import load_config
+from datasentinel.model_config import config_json, load_config
+from datasentinel.oip import grpc_predict_v2_pb2 as oip
 from datasentinel.v1 import scoring_pb2 as pb
 
 IN_FLIGHT = 32
@@ -56,13 +63,35 @@ def ceiling(models_dir: Path, rows: int, seconds: float) -> float:
     return done / (time.perf_counter() - start)
 
 
-def framed(rows: int, dim: int, messages: int = 1) -> bytes:
-    """``messages`` copies of one request, each with gRPC's 5-byte length prefix: the HTTP/2
-    body of a unary call (1 message) or of a whole client stream."""
-    x = np.random.default_rng(rows).normal(size=(rows, dim)).astype("<f4")
-    raw = pb.RawVectors(data=x.tobytes(), rows=rows, cols=dim)
-    message = pb.ScoreRequest(ids=range(rows), raw=raw).SerializeToString()
+def framed(rows: int, dim: int, messages: int = 1, message: bytes | None = None) -> bytes:
+    """``messages`` copies of one request (``message``, else a plain ScoreRequest of ``rows``
+    vectors), each with gRPC's 5-byte length prefix: the HTTP/2 body of a unary call (1
+    message) or of a whole client stream."""
+    if message is None:
+        message = score_request(rows, dim)
     return (b"\0" + struct.pack(">I", len(message)) + message) * messages
+
+
+def vectors(rows: int, dim: int) -> np.ndarray:
+    return np.random.default_rng(rows).normal(size=(rows, dim)).astype("<f4")
+
+
+def score_request(rows: int, dim: int, **fields) -> bytes:
+    raw = pb.RawVectors(data=vectors(rows, dim).tobytes(), rows=rows, cols=dim)
+    return pb.ScoreRequest(ids=range(rows), raw=raw, **fields).SerializeToString()
+
+
+def infer_request(rows: int, dim: int, outputs: tuple[str, ...] = ()) -> bytes:
+    """An OIP ModelInferRequest with raw bytes, as tritonclient sends them."""
+    tensor = oip.ModelInferRequest.InferInputTensor(
+        name="features", datatype="FP32", shape=[rows, dim]
+    )
+    return oip.ModelInferRequest(
+        model_name="datasentinel",
+        inputs=[tensor],
+        raw_input_contents=[vectors(rows, dim).tobytes()],
+        outputs=[oip.ModelInferRequest.InferRequestedOutputTensor(name=n) for n in outputs],
+    ).SerializeToString()
 
 
 # (rpc, vectors per message, messages per call, calls, connections, calls in flight each)
@@ -86,19 +115,29 @@ class Client:
 PLAIN = Client()
 
 
-def h2load(port: int, case: tuple, dim: int, workdir: Path, client: Client = PLAIN) -> dict:
+def h2load(
+    port: int,
+    case: tuple,
+    dim: int,
+    workdir: Path,
+    client: Client = PLAIN,
+    message: bytes | None = None,
+    service: str = "datasentinel.v1.AnomalyScorer",
+) -> dict:
     """Drives one case with h2load (a C HTTP/2 load generator, so the client costs little CPU).
     A stream's latency is the whole stream's, so only unary calls report p50/p99. Connections
-    stay open for the whole case, so TLS handshakes are not in the figures (4 per case)."""
+    stay open for the whole case, so TLS handshakes are not in the figures (4 per case).
+    ``message``: the request to send (default: a plain ScoreRequest); ``service``: its gRPC
+    service."""
     rpc, rows, per_call, calls, connections, in_flight = case
     body, log = workdir / f"{rpc}-{rows}.bin", workdir / f"{rpc}-{rows}.log"
-    body.write_bytes(framed(rows, dim, per_call))
+    body.write_bytes(framed(rows, dim, per_call, message))
     command = ["h2load", "-n", str(calls), "-c", str(connections), "-m", str(in_flight)]
     command += ["-H", "content-type: application/grpc", "-H", "te: trailers"]
     for header in client.headers:
         command += ["-H", header]
     command += ["-d", str(body), "--log-file", str(log)]
-    command += [f"{client.scheme}://127.0.0.1:{port}/datasentinel.v1.AnomalyScorer/{rpc}"]
+    command += [f"{client.scheme}://127.0.0.1:{port}/{service}/{rpc}"]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     seconds = float(re.search(r"finished in ([\d.]+)(m?s)", out).group(1))
     seconds /= 1000 if re.search(r"finished in [\d.]+ms", out) else 1
@@ -227,6 +266,127 @@ def measure_security(models_dir: Path, dim: int, workdir: Path, repeats: int) ->
             for name, cases in runs.items()}  # fmt: skip
 
 
+OURS, OIP = "datasentinel.v1.AnomalyScorer", "inference.GRPCInferenceService"
+ATTRIBUTION = ("top_features", "top_feature_shares")
+SEVERITY = ("score", "is_anomaly", "severity")
+# (label, engine, service, rpc, request builder(rows, dim, severity: the model has a table)):
+# today's answers, + severity, + attribution, for our API and for the OIP.
+FIELD_CASES = (
+    ("ours: today", "today", OURS, "Score", lambda rows, dim, _: score_request(rows, dim)),
+    ("ours: +severity", "v3", OURS, "Score", lambda rows, dim, _: score_request(rows, dim)),
+    (
+        "ours: +top 3",
+        "v3",
+        OURS,
+        "Score",
+        lambda rows, dim, _: score_request(rows, dim, top_features=min(3, dim)),
+    ),
+    ("OIP: today", "today", OIP, "ModelInfer", lambda rows, dim, _: infer_request(rows, dim)),
+    (
+        "OIP: +severity",
+        "v3",
+        OIP,
+        "ModelInfer",
+        lambda rows, dim, severity: infer_request(rows, dim, SEVERITY[: 2 + severity]),
+    ),
+    (
+        "OIP: +top 3",
+        "v3",
+        OIP,
+        "ModelInfer",
+        lambda rows, dim, severity: infer_request(
+            rows, dim, SEVERITY[: 2 + severity] + ATTRIBUTION
+        ),
+    ),
+)
+# (vectors per call, calls, connections, calls in flight each), unary.
+FIELD_SIZES = ((1, 20000, 4, 16), (1024, 1000, 4, 4))
+
+
+def today_copy(models_dir: Path, workdir: Path) -> tuple[Path, list[str]]:
+    """The model served as before issue 16: the same ONNX file with its config written as
+    schema 2 (no severity table, no expected output, NaN refused). Notes on what the model
+    lacks, for the report."""
+    config = load_config(models_dir)
+    notes = []
+    if config.schema_version < 3:
+        notes.append(f"schema {config.schema_version}: no severity, '+severity' = today")
+    if config.expected_output is None:
+        notes.append("no 'expected' output: attribution carries NaN expected values")
+    if config.severity is None and config.schema_version >= 3:
+        notes.append("no severity table: '+severity' = today")
+    today = workdir / "today-model"
+    today.mkdir()
+    shutil.copy(models_dir / config.model_file, today / config.model_file)
+    text = config_json(config.model_copy(update={"schema_version": min(2, config.schema_version)}))
+    (today / "config.json").write_text(text + "\n")
+    return today, notes
+
+
+def measure_fields(models_dir: Path, dim: int, workdir: Path, repeats: int) -> tuple[dict, list]:
+    """Two one-worker engines side by side, the model as before issue 16 and as it is; every
+    case on its engine in turn, ``repeats`` rounds, medians (as measure_security)."""
+    today, notes = today_copy(models_dir, workdir)
+    severity = load_config(models_dir).severity is not None
+    servers = {}
+    try:
+        servers["today"] = engine(today, 1)
+        servers["v3"] = engine(models_dir, 1)
+        for _, port in servers.values():  # warm up
+            h2load(port, ("ScoreStream", 1, 200, 4, 2, 1), dim, workdir)
+        for _, name, service, rpc, build in FIELD_CASES:  # h2load counts gRPC errors as done
+            check_answer(servers[name][1], f"/{service}/{rpc}", build(2, dim, severity))
+        runs: dict = {(c[0], size[0]): [] for c in FIELD_CASES for size in FIELD_SIZES}
+        for _ in range(repeats):
+            for rows, calls, connections, in_flight in FIELD_SIZES:
+                for label, name, service, rpc, build in FIELD_CASES:
+                    process, port = servers[name]
+                    case = (rpc, rows, 1, calls, connections, in_flight)
+                    before = cpu_seconds(server_pids(process))
+                    message = build(rows, dim, severity)
+                    result = h2load(port, case, dim, workdir, message=message, service=service)
+                    spent = cpu_seconds(server_pids(process)) - before
+                    result["server_us_per_msg"] = spent / result["messages"] * 1e6
+                    runs[(label, rows)].append(result)
+    finally:
+        for process, _ in servers.values():
+            stop(process)
+    return {key: _median(results) for key, results in runs.items()}, notes
+
+
+def check_answer(port: int, method: str, message: bytes) -> None:
+    """One call with gRPC itself: raises when the engine refuses the request (h2load would
+    count a gRPC error, an HTTP 200 with an error status, as a success)."""
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        call = channel.unary_unary(method, lambda b: b, lambda b: b)
+        call(message, timeout=30)
+
+
+def report_fields(runs: dict, notes: list[str]) -> None:
+    """Each case beside today's answers of the same API and size."""
+    print(
+        "\nper-row fields (issue 16): 1 worker each, unary, measured in turn; medians; "
+        "'today' = the same model from a schema-2 config.json"
+    )
+    for note in notes:
+        print(f"  note: {note}")
+    header = ("vectors/s", "p50 ms", "p99 ms", "vs today", "server us/msg", "+us/msg")
+    print(f"{'answer':17}{'vectors':>8}" + "".join(f"{h:>14}" for h in header))
+    for rows, *_ in FIELD_SIZES:
+        for label, *_ in FIELD_CASES:
+            r = runs[(label, rows)]
+            base = runs[(label.split(":")[0] + ": today", rows)]
+            cells = (
+                f"{r['vectors_per_s']:,.0f}",
+                f"{r['p50_ms']:.2f}",
+                f"{r['p99_ms']:.2f}",
+                f"{r['vectors_per_s'] / base['vectors_per_s']:.2f}x",
+                f"{r['server_us_per_msg']:,.0f}",
+                f"{r['server_us_per_msg'] - base['server_us_per_msg']:+,.0f}",
+            )
+            print(f"{label:17}{rows:>8}" + "".join(f"{c:>14}" for c in cells))
+
+
 def _median(results: list[dict]) -> dict:
     """Per figure, the median over the rounds."""
     return {k: statistics.median(r[k] for r in results) for k in results[0]}
@@ -240,6 +400,11 @@ def main() -> int:
     parser.add_argument(
         "--security-only", action="store_true", help="only the plain/TLS/TLS+token comparison"
     )
+    parser.add_argument(
+        "--fields-only",
+        action="store_true",
+        help="only the per-row fields comparison (severity, top features; issue 16)",
+    )
     args = parser.parse_args()
     if shutil.which("h2load") is None:
         raise SystemExit("h2load not found: apt-get install nghttp2-client")
@@ -248,6 +413,11 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as workdir:
             security = measure_security(args.models_dir, dim, Path(workdir), args.repeats)
         report_security(security)
+        return 0
+    if args.fields_only:
+        with tempfile.TemporaryDirectory() as workdir:
+            fields, notes = measure_fields(args.models_dir, dim, Path(workdir), args.repeats)
+        report_fields(fields, notes)
         return 0
     cores = os.cpu_count() or 1
     ceil = {rows: ceiling(args.models_dir, rows, args.seconds) for rows in (1, 1024)}
@@ -266,8 +436,10 @@ def main() -> int:
             finally:
                 stop(process)
         security = measure_security(args.models_dir, dim, Path(workdir), args.repeats)
+        fields, notes = measure_fields(args.models_dir, dim, Path(workdir), args.repeats)
     report(args, dim, cores, ceil, floor, runs)
     report_security(security)
+    report_fields(fields, notes)
     return 0
 
 
