@@ -408,7 +408,7 @@ def _umask() -> int:
 def _key_names(result: RunResult) -> list[str]:
     """The key columns' names in the output; one that would collide with an output column gets
     'input_' in front."""
-    taken = {"id", *RESULT_COLUMNS, "label", "error"}
+    taken = {"id", *RESULT_COLUMNS, "error"} | ({"label"} if result.labels is not None else set())
     return [f"input_{name}" if name in taken else name for name in result.keys]
 
 

@@ -131,3 +131,23 @@ def test_output_file_gets_the_users_umask(engine, settings_for, tmp_path):
     finally:
         os.umask(old)
     assert output.stat().st_mode & 0o777 == 0o640
+
+
+def test_a_key_column_named_like_an_output_column_is_renamed(start_engine, settings_for, tmp_path):
+    engine = start_engine(input_dim=1, feature_names=["a"])
+    path = tmp_path / "in.csv"
+    path.write_text("score,a,label,y\nhigh,1,x,0\n")  # 'label' is a key here: y is the label
+    output = tmp_path / "out.csv"
+    run(settings_for(engine, csv=path, label_column="y", output=output))
+    header, row = output.read_text().splitlines()
+    assert header.startswith("id,input_score,input_label,score,")
+    assert row.startswith("0,high,x,1,")
+
+
+def test_without_labels_a_label_column_is_a_key_kept_as_is(start_engine, settings_for, tmp_path):
+    engine = start_engine(input_dim=1, feature_names=["a"])
+    path = tmp_path / "in.csv"
+    path.write_text("a,label\n1,yes\n")
+    output = tmp_path / "out.csv"
+    run(settings_for(engine, csv=path, output=output))
+    assert output.read_text().splitlines()[0].startswith("id,label,score,")
