@@ -105,8 +105,9 @@ class EngineSettings(BaseSettings):
         ge=0,
         allow_inf_nan=False,
         description="Decision threshold for every request that does not set its own, instead of "
-        "config.json's; answers then report the model version as VERSION+threshold=X. Default: "
-        "config.json's. Env: ENGINE_THRESHOLD.",
+        "config.json's; unless it is the one the trainer chose, answers, ModelInfo and metrics "
+        "report the model version as VERSION+threshold=X. Default: config.json's. "
+        "Env: ENGINE_THRESHOLD.",
     )
     oip_model_name: str = Field(
         "datasentinel",

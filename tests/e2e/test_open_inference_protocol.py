@@ -314,3 +314,33 @@ def test_bad_parameters_are_refused_with_what_to_send(stub_v3, served_v3, case):
         stub_v3.ModelInfer(request, timeout=10)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert message in caught.value.details()
+
+
+def test_the_engines_threshold_is_in_force_and_tags_the_version_everywhere(served_v3):
+    """ENGINE_THRESHOLD on a real engine: answers, ModelInfo, OIP metadata and the model-info
+    metric all name the served version, VERSION+threshold=X."""
+    import urllib.request
+
+    from tests.conftest import spawn_engine, wait_serving
+
+    engine = spawn_engine(served_v3[0].dir, env={"ENGINE_THRESHOLD": "1.5"})
+    try:
+        wait_serving(engine)
+        x = np.random.default_rng(4).normal(scale=2, size=(20, 6)).astype(np.float32)
+        with engine.channel() as channel:
+            info = pb_grpc.AnomalyScorerStub(channel).GetModelInfo(pb.GetModelInfoRequest())
+            answer = oip_grpc.GRPCInferenceServiceStub(channel).ModelInfer(infer_request(x))
+            metadata = oip_grpc.GRPCInferenceServiceStub(channel).ModelMetadata(
+                oip.ModelMetadataRequest(name="datasentinel")
+            )
+        assert (info.threshold, info.model_version) == (1.5, "v3+threshold=1.5")
+        assert answer.model_version == "v3+threshold=1.5"
+        assert answer.parameters["threshold"].double_param == 1.5
+        assert output(answer, "is_anomaly").tolist() == (output(answer, "score") > 1.5).tolist()
+        assert list(metadata.versions) == ["v3+threshold=1.5"]
+        url = f"http://127.0.0.1:{engine.metrics_port}/metrics"
+        text = urllib.request.urlopen(url, timeout=10).read().decode()
+        assert 'datasentinel_model_info{execution_provider="CPUExecutionProvider",' in text
+        assert 'model_version="v3+threshold=1.5"} 1.0' in text
+    finally:
+        engine.stop()
