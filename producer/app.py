@@ -159,8 +159,8 @@ def run(settings: ProducerSettings, out: TextIO | None = None) -> RunResult:
     out = (sys.stderr if to_stdout else sys.stdout) if out is None else out
     with ExitStack() as stack:
         csv_path = _input_path(settings.csv, stack)
-        if csv_path is not None:
-            read_header(csv_path)  # a missing or empty file fails before waiting for the engine
+        if csv_path is not None:  # a missing or empty file fails before waiting for the engine
+            _naming_stdin(settings, csv_path, read_header, csv_path)
         target = settings.target
         balanced = settings.engine_target is not None
         security = ClientSecurity.from_settings(settings)
@@ -239,17 +239,31 @@ def _input_path(csv: Path | None, stack: ExitStack) -> Path | None:
 
 
 def _load(settings: ProducerSettings, csv_path: Path | None, model: ModelSpec) -> Source:
-    """The source matched to the model; errors about a copy of stdin name standard input."""
-    try:
-        source = open_source(csv_path, settings.label_column, settings.count, settings.seed, model)
-    except ProducerError as e:
-        if is_dash(settings.csv) and csv_path is not None:
-            raise type(e)(str(e).replace(str(csv_path), STDIN_NAME)) from e
-        raise
+    """The source matched to the model."""
+    source = _naming_stdin(
+        settings,
+        csv_path,
+        open_source,
+        csv_path,
+        settings.label_column,
+        settings.count,
+        settings.seed,
+        model,
+    )
     if is_dash(settings.csv) and csv_path is not None:
         description = source.description.replace(str(csv_path), STDIN_NAME)
         source = dataclasses.replace(source, description=description)
     return source
+
+
+def _naming_stdin(settings: ProducerSettings, csv_path: Path | None, call, *args):
+    """``call(*args)``; an error about the copy of standard input names standard input."""
+    try:
+        return call(*args)
+    except ProducerError as e:
+        if is_dash(settings.csv) and csv_path is not None:
+            raise type(e)(str(e).replace(str(csv_path), STDIN_NAME)) from e
+        raise
 
 
 def _top_k(top_features: int, info) -> int:

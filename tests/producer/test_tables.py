@@ -170,3 +170,9 @@ def test_summary_counts_rows_not_sent_per_column_with_the_first_line(
     summary = out.getvalue().split("== summary")[1]
     assert "  2 with a missing value in 'current' (first on line 5)" in summary
     assert "failures" not in summary  # not a line per row
+
+
+def test_empty_standard_input_exits_2_naming_it(engine, args_for, monkeypatch, caplog):
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"")))
+    assert main(args_for(engine, "--csv", "-")) == 2
+    assert "standard input is empty" in caplog.text and engine.requests == []
