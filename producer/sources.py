@@ -56,9 +56,8 @@ class Source:
     feature_names: list[str] | None
     description: str
     keys: dict[str, np.ndarray] = field(default_factory=dict)  # column: raw text per row
-    rejected: np.ndarray = field(
-        default_factory=lambda: _NO_ROWS
-    )  # row ids not sent (a missing or infinite feature value)
+    # Row ids not sent (a missing value the model cannot fill in, or an infinite one).
+    rejected: np.ndarray = field(default_factory=lambda: _NO_ROWS)
     rejected_reasons: tuple[str, ...] = ()  # why, one per rejected row
     rejected_summary: tuple[str, ...] = ()  # per column: how many rows, the first line
     missing_cells: int = 0  # missing values sent as NaN (for a model that fills them in)
@@ -213,11 +212,12 @@ def _csv_source(
         _refuse_non_finite(path, features, feature_names, table.lines)
     missing = np.isnan(features)
     fill = model.accepts_missing
+    # Columns named as a person knows them: a headerless file's by the model's feature names.
+    said = feature_names if named or not model.feature_names else list(model.feature_names)
     bad = ~finite & ~missing if fill else ~finite
     rejected = np.flatnonzero(bad.any(axis=1))
     reasons = tuple(
-        _rejection(bad[row], missing[row], feature_names, int(table.lines[row]))
-        for row in rejected.tolist()
+        _rejection(bad[row], missing[row], said, int(table.lines[row])) for row in rejected.tolist()
     )
     sent_missing = int(np.count_nonzero(missing)) if fill else 0
     return Source(
@@ -225,7 +225,7 @@ def _csv_source(
         feature_names=named,
         rejected=rejected,
         rejected_reasons=reasons,
-        rejected_summary=_rejection_summary(bad, missing, feature_names, table.lines),
+        rejected_summary=_rejection_summary(bad, missing, said, table.lines),
         missing_cells=sent_missing,
         **common,
     )

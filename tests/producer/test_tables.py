@@ -176,3 +176,13 @@ def test_empty_standard_input_exits_2_naming_it(engine, args_for, monkeypatch, c
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"")))
     assert main(args_for(engine, "--csv", "-")) == 2
     assert "standard input is empty" in caplog.text and engine.requests == []
+
+
+def test_a_headerless_files_failed_rows_name_the_models_feature(
+    table_engine, settings_for, tmp_path
+):
+    engine = table_engine()
+    path = tmp_path / "in.csv"
+    path.write_text("1,2,3,4\n5,6,,8\n")
+    result = run(settings_for(engine, csv=path))
+    assert "missing value in column 'pressure' on line 2" in result.ledger.reason_of(1)
