@@ -1,4 +1,4 @@
-"""``train_and_export``: data -> trained autoencoder -> checked ONNX + config.json (+ plots)."""
+"""``train_and_export``: data -> trained scoring graph -> checked ONNX + config.json (+ plots)."""
 
 from __future__ import annotations
 

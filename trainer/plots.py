@@ -82,7 +82,11 @@ def plot_validation_scores(
     # Scores span decades and anomalies are few: log axes show both the bulk and the tail.
     axes.set_xscale("log")
     axes.set_yscale("log")
-    axes.set_xlabel("anomaly score (mean squared reconstruction error, log scale)")
+    # The score's one description (model.ScoringGraph), short enough for an axis.
+    axes.set_xlabel(
+        "score: how surprising the row is next to the training data "
+        "(typical training row = 1; log scale)"
+    )
     axes.set_ylabel("rows (log scale)")
     axes.set_title("Validation split: anomaly score distribution")
     axes.legend()

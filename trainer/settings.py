@@ -12,7 +12,11 @@ from datasentinel.cli import COMMAS
 
 
 class TrainerSettings(BaseSettings):
-    """Trains an autoencoder anomaly detector and writes model.onnx and config.json."""
+    """Trains an anomaly detector and writes model.onnx and config.json. A row's score says how
+    surprising it is next to the training data, in units of a typical training row (which scores
+    about 1): the largest of three calibrated surprises (two autoencoder groups' reconstruction
+    errors and a per-feature tail table), and the mean of that component's per-feature
+    terms."""
 
     model_config = SettingsConfigDict(
         env_prefix="TRAINER_",
@@ -122,9 +126,9 @@ class TrainerSettings(BaseSettings):
     )
     ensemble_size: PositiveInt = Field(
         default=5,
-        description="Autoencoders trained side by side: all but one with bottlenecks from 1 to 3 "
-        "wide, the last --latent-dim wide; the model scores with their mean per-feature error. "
-        "Env: TRAINER_ENSEMBLE_SIZE.",
+        description="Autoencoders per group, trained side by side: in the narrow group all but "
+        "one with bottlenecks from 1 to 3 wide, the last --latent-dim wide; a group's term for a "
+        "feature is its members' mean calibrated error. Env: TRAINER_ENSEMBLE_SIZE.",
     )
     validation_fraction: float = Field(
         default=0.2,
@@ -140,7 +144,8 @@ class TrainerSettings(BaseSettings):
         default=0.98,
         gt=0,
         lt=1,
-        description="Quantile of the validation scores used as the anomaly threshold: about "
+        description="Quantile of held-out scores (the validation split's, or out-of-fold "
+        "scores when it is small) used as the anomaly threshold: about "
         "1 - the expected share of anomalies. Env: TRAINER_THRESHOLD_QUANTILE.",
     )
     torch_threads: PositiveInt = Field(

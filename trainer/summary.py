@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datasentinel.model_config import TrainingSummary
+from datasentinel.model_config import ModelConfig, TrainingSummary
 from datasentinel.trainer.pipeline import TrainingResult
 
 
@@ -20,7 +20,9 @@ def format_summary(result: TrainingResult) -> str:
         "              (trimmed, before member calibration: not the threshold's units)",
         f"  threshold   {config.threshold:.4g} "
         f"({training.threshold_quantile:g} quantile of {_threshold_scores(training)})",
+        "              (scores are in units of a typical training row, which scores about 1)",
     ]
+    lines += _columns(config)
     lines += [f"  warning     {warning}" for warning in training.warnings]
     evaluation = result.evaluation
     if evaluation is not None:
@@ -34,6 +36,20 @@ def format_summary(result: TrainingResult) -> str:
     lines.append("  wrote")
     lines += [f"    {path}" for path in [result.model_path, result.config_path, *result.plot_paths]]
     return "\n".join(lines)
+
+
+def _columns(config: ModelConfig) -> list[str]:
+    lines = []
+    columns, missing = config.columns, config.missing_values
+    if columns is not None and (columns.keys or columns.ignored):
+        keys, ignored = _names(columns.keys) or "none", _names(columns.ignored) or "none"
+        lines.append(f"  columns     keys (kept with each row): {keys}; ignored: {ignored}")
+    if missing is not None and missing.training_cells:
+        lines.append(
+            f"  missing     {missing.training_cells} cells, filled with the column's training "
+            "median (as the model fills them when scoring)"
+        )
+    return lines
 
 
 def _threshold_scores(training: TrainingSummary) -> str:

@@ -3,6 +3,7 @@ import onnxruntime as ort
 
 from datasentinel import synthetic
 from datasentinel.model_config import INPUT_NAME, SCORE_OUTPUT, load_config, sha256_file
+from datasentinel.severity import severity
 from datasentinel.trainer.pipeline import train_and_export
 from datasentinel.trainer.threshold import VALIDATION_ROWS_ENOUGH
 
@@ -40,3 +41,30 @@ def test_threshold_is_the_quantile_of_onnx_validation_scores(quick_settings):
     # The Weibull plotting position, as evaluation.threshold_at places it.
     expected = np.quantile(scores, config.training.threshold_quantile, method="weibull")
     np.testing.assert_allclose(config.threshold, expected, rtol=1e-5)
+
+
+def test_training_threshold_is_the_threshold_chosen(tiny_run):
+    config = load_config(tiny_run.config_path.parent)
+    assert config.training.threshold == config.threshold > 0
+
+
+def test_normalisation_is_the_first_groups_centre_and_scale(tiny_run):
+    first = tiny_run.graph.groups[0]
+    assert tiny_run.config.normalisation.centre == first.centre.tolist()
+    assert tiny_run.config.normalisation.scale == first.scale.tolist()
+
+
+def test_severity_table_comes_from_the_threshold_scores(tiny_run):
+    config = load_config(tiny_run.config_path.parent)
+    table, training = config.severity, config.training
+    assert (table.rows, table.source) == (training.threshold_rows, training.threshold_source)
+    assert np.all(np.diff(table.scores) >= 0) and np.all(np.diff(table.levels) >= 0)
+    # The threshold is the quantile of the same scores: its severity is about that quantile.
+    (level,) = severity([config.threshold], table)
+    assert abs(level - training.threshold_quantile) < 0.01
+
+
+def test_severity_of_validation_scores_rises_with_the_score(tiny_run):
+    scores = np.sort(tiny_run.validation_scores)
+    levels = severity(scores, tiny_run.config.severity)
+    assert np.all(np.diff(levels) >= 0) and levels[0] < 0.1 and levels[-1] > 0.9

@@ -6,10 +6,15 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from datasentinel.model_config import FEATURE_ERRORS_OUTPUT, INPUT_NAME, SCORE_OUTPUT
+from datasentinel.model_config import (
+    EXPECTED_OUTPUT,
+    FEATURE_ERRORS_OUTPUT,
+    INPUT_NAME,
+    SCORE_OUTPUT,
+)
 from datasentinel.trainer import export
 from datasentinel.trainer.errors import ExportError
-from datasentinel.trainer.model import build_scoring_graph
+from datasentinel.trainer.model import build_scoring_graph, calibrate
 
 
 def _fresh_rows(result, n_rows: int, seed: int = 1) -> np.ndarray:
@@ -59,3 +64,78 @@ def test_export_refuses_onnx_that_disagrees_with_torch(monkeypatch):
     monkeypatch.setattr(export, "_torch_export", lambda _g, d, p: torch_export(drifted, d, p))
     with pytest.raises(ExportError, match="disagrees with torch"):
         export.export_onnx(graph, rows)
+
+
+def _large_graph():
+    """An untrained, calibrated graph on 9 correlated features of magnitude ~1e6, and rows to
+    check it on: its training rows and some 30x further out."""
+    rng = np.random.default_rng(0)
+    signals = rng.normal(size=(600, 3)) @ rng.normal(size=(3, 9))
+    rows = (1e6 * (signals + 0.1 * rng.normal(size=(600, 9)))).astype(np.float32)
+    torch.manual_seed(0)
+    graph = build_scoring_graph(rows, None, None, members=5).eval()
+    calibrate(graph, rows)
+    return graph, np.concatenate([rows[:200], 30 * rows[:100]])
+
+
+def _exported_as(monkeypatch, module) -> None:
+    """export_onnx writes ``module`` instead of the graph it is given."""
+    torch_export = export._torch_export
+    monkeypatch.setattr(export, "_torch_export", lambda _g, d, p: torch_export(module, d, p))
+
+
+def test_parity_fits_the_magnitude_of_large_features():
+    graph, rows = _large_graph()
+    onnx_bytes = export.export_onnx(graph, rows)  # raises ExportError on a mismatch
+    # What the old absolute tolerance (1e-5, plus 1e-4 of each value) made of the same model:
+    # float32 rounding at 1e6 refused, for an expected value near 0 of a far row.
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        want = [o.numpy() for o in graph(torch.from_numpy(rows))]
+    got = session.run(export.OUTPUTS, {INPUT_NAME: rows})
+    old = [np.allclose(g, w, rtol=1e-4, atol=1e-5) for g, w in zip(got, want, strict=True)]
+    assert not all(old)
+
+
+def test_parity_still_refuses_slightly_wrong_weights_on_large_features(monkeypatch):
+    graph, rows = _large_graph()
+    drifted = copy.deepcopy(graph)
+    with torch.no_grad():
+        for group in drifted.groups:
+            group.autoencoder.decoder[-1].weight *= 1.01
+    _exported_as(monkeypatch, drifted)
+    with pytest.raises(ExportError, match="disagrees with torch"):
+        export.export_onnx(graph, rows)
+
+
+class _RowsMixedUp(torch.nn.Module):
+    """A graph that answers each row with another row's outputs."""
+
+    def __init__(self, graph) -> None:
+        super().__init__()
+        self.graph = graph
+
+    def forward(self, features):
+        return self.graph(features.flip(0))
+
+
+def test_parity_still_refuses_rows_mixed_up(monkeypatch):
+    graph, rows = _large_graph()
+    _exported_as(monkeypatch, _RowsMixedUp(copy.deepcopy(graph)))
+    with pytest.raises(ExportError, match="disagrees with torch"):
+        export.export_onnx(graph, rows)
+
+
+def test_parity_is_checked_on_rows_with_missing_cells():
+    rows = np.random.default_rng(0).standard_normal((50, 4)).astype(np.float32)
+    missing = export.parity_batches(rows)[-1]
+    assert np.isnan(missing).any() and not np.isnan(missing).all(axis=0).any()
+
+
+def test_exported_outputs_are_score_feature_errors_and_expected(tiny_run):
+    outputs = [(o.name, _dims(o)) for o in onnx.load(tiny_run.model_path).graph.output]
+    assert outputs == [(SCORE_OUTPUT, 1), (FEATURE_ERRORS_OUTPUT, 2), (EXPECTED_OUTPUT, 2)]
+
+
+def _dims(value) -> int:
+    return len(value.type.tensor_type.shape.dim)

@@ -52,6 +52,26 @@ def test_fused_group_equals_the_trained_group(dim, hidden, latent, members, grou
 @pytest.mark.parametrize(
     ("dim", "hidden", "latent", "members"), ARCHITECTURES, ids=ARCHITECTURE_IDS
 )
+@pytest.mark.parametrize("group_index", [0, 1], ids=["robust-group", "spread-group"])
+def test_fused_expected_values_are_the_members_mean_reconstruction(
+    dim, hidden, latent, members, group_index
+):
+    graph, rows = _graph(dim, hidden, latent, members)
+    group = graph.groups[group_index]
+    x = _with_far_rows(rows)
+    with torch.no_grad():  # the plain computation, not terms_and_expected
+        mean_reconstruction = group.autoencoder(group.standardise(x)).mean(dim=0)
+        want = group.centre + group.scale * mean_reconstruction
+        _, expected = FusedGroup(group).eval().terms_and_expected(x)
+    # Recovered as the input minus a difference: rounding at the input's magnitude (the far
+    # rows are 50x the data) or the output's, whichever is larger.
+    magnitude = torch.maximum(want.abs().amax(dim=0), x.abs().amax(dim=0))
+    assert bool(((expected - want).abs() <= 1e-5 * magnitude).all())
+
+
+@pytest.mark.parametrize(
+    ("dim", "hidden", "latent", "members"), ARCHITECTURES, ids=ARCHITECTURE_IDS
+)
 def test_serving_graph_equals_the_trained_graph(dim, hidden, latent, members):
     graph, rows = _graph(dim, hidden, latent, members)
     x = _with_far_rows(rows)
