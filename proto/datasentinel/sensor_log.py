@@ -36,11 +36,11 @@ def write(
     data = synthetic.generate(rows, seed, spec)
     rng = np.random.default_rng(seed + 1000)
     header = ["timestamp", "machine_id", *data.feature_names, "label"]
-    if shuffle_columns:
-        header = [header[i] for i in rng.permutation(len(header))]
     empty = set()
     for row in rng.choice(rows, size=min(empty_cells, rows), replace=False):
         empty.add((int(row), data.feature_names[int(rng.integers(n_features))]))
+    if shuffle_columns:  # after the empty cells: the same rows either way, only the order differs
+        header = [header[i] for i in rng.permutation(len(header))]
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
