@@ -33,8 +33,8 @@ def session(models_dir: Path) -> tuple[ort.InferenceSession, np.ndarray, np.ndar
     model = ort.InferenceSession(
         str(models_dir / config.model_file), options, providers=["CPUExecutionProvider"]
     )
-    centre = np.asarray(config.normalisation.mean, dtype=np.float32)
-    spread = np.asarray(config.normalisation.std, dtype=np.float32)
+    centre = np.asarray(config.normalisation.centre, dtype=np.float32)
+    spread = np.asarray(config.normalisation.scale, dtype=np.float32)
     return model, centre, spread
 
 
