@@ -129,8 +129,11 @@ def read_csv(
     _check_row_count(len(features), str(path))
     _check_varying(features, names, path)
     _check_magnitudes(features, names, path, has_header)
-    columns = Columns(keys=[n for n in frame.columns if n in keys], ignored=ignored,
-                      label=label_column)  # fmt: skip
+    columns = Columns(
+        keys=[name for name in frame.columns if name in keys],
+        ignored=[name for name in position if name in ignored],
+        label=label_column,
+    )
     return Dataset(features, labels, names, str(path), columns)
 
 

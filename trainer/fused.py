@@ -14,7 +14,7 @@ took most of the time. Here the members sit side by side in the columns (``[N, M
 - the mean over members (times ``K``) is one more matrix;
 - the expected values (the members' mean reconstruction in raw units) come from the same
   scaled differences through one more matrix, which undoes each member's scaling, averages the
-  members and applies the group's scale: ``expected = features - difference @ W``.
+  members and applies the group's scale: ``expected = features - difference @ W``, one Gemm.
 
 Measured on trained default models (1 thread, 8 features): 5 members, 1024 rows 746 -> 355 us
 per call, one row 23 -> 13 us; one member 212 -> 106 us and 25 -> 12 us. Block-diagonal
@@ -70,9 +70,10 @@ class FusedGroup(nn.Module):
         mean_times_k = torch.eye(dim).repeat(members, 1) * ERROR_KNEE / members
         self.register_buffer("member_mean", mean_times_k)
         # difference = (z - reconstruction) * per_column, member by member: divided by
-        # per_column, averaged over members and times the scale, it is features - expected.
+        # per_column, averaged over members and times the scale, it is features - expected
+        # (negated here, so expected is one Gemm: features + difference @ to_expected).
         unscale = torch.eye(dim).repeat(members, 1) / per_column[:, None] / members
-        self.register_buffer("to_expected", unscale * self.scale)
+        self.register_buffer("to_expected", -unscale * self.scale)
 
     def feature_errors(self, features: torch.Tensor) -> torch.Tensor:
         return self.terms_and_expected(features)[0]
@@ -86,7 +87,7 @@ class FusedGroup(nn.Module):
                 h = torch.relu(h)
         difference = torch.addmm(torch.addmm(self.last_bias, z, self.repeat), h, self.last_weight)
         terms = torch.log1p(difference * difference) @ self.member_mean
-        return terms, features - difference @ self.to_expected
+        return terms, torch.addmm(features, difference, self.to_expected)
 
 
 class ServingGraph(nn.Module):
