@@ -112,8 +112,9 @@ def _top_names(result: ScoredBatch) -> tuple[str, tuple[bytes, list[int]]]:
     if result.top_features is None:  # the request asked for top_features 0
         return "BYTES", (b"", [len(result.scores), 0])
     index = result.top_features.index
-    encoded = _bytes_elements(tuple(result.feature_names))
-    return "BYTES", (b"".join([encoded[i] for i in index.ravel().tolist()]), list(index.shape))
+    table, used = _bytes_elements(tuple(result.feature_names))
+    # Each name's elements padded to the longest, the padding masked out: one numpy pass.
+    return "BYTES", (table[index][used[index]].tobytes(), list(index.shape))
 
 
 def _top_shares(result: ScoredBatch) -> tuple[str, np.ndarray]:
@@ -135,8 +136,15 @@ _OUTPUTS = {
 
 
 @functools.lru_cache(maxsize=8)
-def _bytes_elements(feature_names: tuple[str, ...]) -> list[bytes]:
-    return [struct.pack("<I", len(b)) + b for b in (name.encode() for name in feature_names)]
+def _bytes_elements(feature_names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Each feature's BYTES element (length, name) as a row of a uint8 table as wide as the
+    longest, and the mask of its bytes."""
+    elements = [struct.pack("<I", len(b)) + b for b in (name.encode() for name in feature_names)]
+    width = max(len(element) for element in elements)
+    table = np.zeros((len(elements), width), np.uint8)
+    for row, element in enumerate(elements):
+        table[row, : len(element)] = np.frombuffer(element, np.uint8)
+    return table, np.arange(width) < np.array([len(e) for e in elements])[:, None]
 
 
 def _available(model: LoadedModel) -> tuple[str, ...]:

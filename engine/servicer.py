@@ -47,17 +47,18 @@ class AnomalyScorerServicer(pb_grpc.AnomalyScorerServicer):
             self._core, "ScoreStream", requests, _prepare, _stream_result, _stream_error
         )
 
-    async def _score(self, request: pb.ScoreRequest) -> pb.ScoreResponse:
+    async def _score(self, request: pb.ScoreRequest) -> bytes:
+        """The answer as its wire bytes (engine.wire sends bytes as they are)."""
         result = await self._core.score(converters.batch_from_request(request))
-        return converters.response_from_result(result, request)
+        return converters.response_bytes(result, request)
 
 
 def _prepare(request: pb.ScoreRequest) -> tuple[ScoreBatch, None]:
     return converters.batch_from_request(request), None
 
 
-def _stream_result(request, _, result: ScoredBatch) -> pb.ScoreStreamResponse:
-    return converters.stream_result(result, request)
+def _stream_result(request, _, result: ScoredBatch) -> bytes:
+    return converters.stream_result_bytes(result, request)
 
 
 def _stream_error(request, code: grpc.StatusCode, message: str) -> pb.ScoreStreamResponse:

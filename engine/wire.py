@@ -1,5 +1,5 @@
 """Request decoding that never fails the call: bad bytes become one failed request, not a dead
-stream.
+stream. And responses a handler already has as wire bytes are sent as they are.
 
 gRPC runs the request deserializer inside the call; when it raises, grpc.aio ends the call with
 UNKNOWN, and on a stream that ends every message after it too. Here the services are registered
@@ -99,13 +99,24 @@ def _safe_handler(
     rpc: str, handler: grpc.RpcMethodHandler, max_bytes: int
 ) -> grpc.RpcMethodHandler:
     handler = handler._replace(
-        request_deserializer=safe_deserializer(handler.request_deserializer, max_bytes)
+        request_deserializer=safe_deserializer(handler.request_deserializer, max_bytes),
+        response_serializer=passing_bytes(handler.response_serializer),
     )
     if handler.unary_unary is not None:
         # Streams answer a marker message by message (the converters raise its error); a unary
         # call is refused here, so no unary handler ever sees one.
         handler = handler._replace(unary_unary=_refusing_undecodable(rpc, handler.unary_unary))
     return handler
+
+
+def passing_bytes(serialize: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
+    """The response serializer, except that a response that is already ``bytes`` (built as wire
+    bytes by a converter: no message to build and serialize again) is sent as it is."""
+
+    def serializer(response: Any) -> bytes:
+        return response if type(response) is bytes else serialize(response)
+
+    return serializer
 
 
 def _refusing_undecodable(rpc: str, behaviour: Callable) -> Callable:

@@ -156,7 +156,7 @@ def test_missing_features_alone_give_one_explanation_per_row():
 
 @pytest.mark.parametrize("parts", ["top", "missing", "both"])
 @pytest.mark.parametrize("name_length", [1, 200, 20000])  # row lengths of 1, 2 and 3 bytes
-def test_gathered_explanations_are_the_joined_ones(parts, name_length):
+def test_explanations_laid_out_by_numpy_are_the_joined_ones(parts, name_length):
     rows, rng = 40, np.random.default_rng(name_length)
     names = ("a" * name_length, "b", "ü" * 3)
     top = missing = None
@@ -171,5 +171,5 @@ def test_gathered_explanations_are_the_joined_ones(parts, name_length):
         missing = rng.random((rows, 3)) < 0.3
     wire = converters._wire_names(names)
     joined = converters._joined(rows, top, missing, wire)
-    assert converters._gathered(rows, top, missing, wire) == joined
+    assert converters._masked(rows, top, missing, wire) == joined
     assert len(pb.ScoreResponse.FromString(joined).explanations) == rows
