@@ -7,6 +7,7 @@ silently a feature: it is refused with the flags that say what it is (see _suspi
 
 from __future__ import annotations
 
+import csv
 import logging
 import re
 from dataclasses import dataclass, field
@@ -326,7 +327,7 @@ def _check_row_lengths(path: Path, n_names: int, has_header: bool) -> None:
                     f"{path}: line {number} has {len(fields)} fields but the header has "
                     f"{n_names}; every line needs one value per column"
                 )
-    except (OSError, UnicodeDecodeError):
+    except (csv.Error, OSError, UnicodeDecodeError):
         pass  # pandas read it; nothing more to say
 
 
