@@ -270,7 +270,9 @@ OURS, OIP = "datasentinel.v1.AnomalyScorer", "inference.GRPCInferenceService"
 ATTRIBUTION = ("top_features", "top_feature_shares")
 SEVERITY = ("score", "is_anomaly", "severity")
 # (label, engine, service, rpc, request builder(rows, dim, severity: the model has a table)):
-# today's answers, + severity, + attribution, for our API and for the OIP.
+# today's answers, + severity, + attribution, for our API and for the OIP, in this order in each
+# round; "today again", today's case measured once more at the end, shows what the order and
+# the shared machine alone make of the same case.
 FIELD_CASES = (
     ("ours: today", "today", OURS, "Score", lambda rows, dim, _: score_request(rows, dim)),
     ("ours: +severity", "v3", OURS, "Score", lambda rows, dim, _: score_request(rows, dim)),
@@ -281,6 +283,7 @@ FIELD_CASES = (
         "Score",
         lambda rows, dim, _: score_request(rows, dim, top_features=min(3, dim)),
     ),
+    ("ours: today again", "today", OURS, "Score", lambda rows, dim, _: score_request(rows, dim)),
     ("OIP: today", "today", OIP, "ModelInfer", lambda rows, dim, _: infer_request(rows, dim)),
     (
         "OIP: +severity",
@@ -297,6 +300,13 @@ FIELD_CASES = (
         lambda rows, dim, severity: infer_request(
             rows, dim, SEVERITY[: 2 + severity] + ATTRIBUTION
         ),
+    ),
+    (
+        "OIP: today again",
+        "today",
+        OIP,
+        "ModelInfer",
+        lambda rows, dim, _: infer_request(rows, dim),
     ),
 )
 # (vectors per call, calls, connections, calls in flight each), unary.
@@ -366,12 +376,13 @@ def report_fields(runs: dict, notes: list[str]) -> None:
     """Each case beside today's answers of the same API and size."""
     print(
         "\nper-row fields (issue 16): 1 worker each, unary, measured in turn; medians; "
-        "'today' = the same model from a schema-2 config.json"
+        "'today' = the same model from a schema-2 config.json; 'today again' = the same case "
+        "measured last in each round (the difference is noise)"
     )
     for note in notes:
         print(f"  note: {note}")
     header = ("vectors/s", "p50 ms", "p99 ms", "vs today", "server us/msg", "+us/msg")
-    print(f"{'answer':17}{'vectors':>8}" + "".join(f"{h:>14}" for h in header))
+    print(f"{'answer':19}{'vectors':>8}" + "".join(f"{h:>14}" for h in header))
     for rows, *_ in FIELD_SIZES:
         for label, *_ in FIELD_CASES:
             r = runs[(label, rows)]
@@ -384,7 +395,7 @@ def report_fields(runs: dict, notes: list[str]) -> None:
                 f"{r['server_us_per_msg']:,.0f}",
                 f"{r['server_us_per_msg'] - base['server_us_per_msg']:+,.0f}",
             )
-            print(f"{label:17}{rows:>8}" + "".join(f"{c:>14}" for c in cells))
+            print(f"{label:19}{rows:>8}" + "".join(f"{c:>14}" for c in cells))
 
 
 def _median(results: list[dict]) -> dict:
