@@ -24,6 +24,7 @@ from datasentinel.model_config import (
     served_version,
     sha256_file,
 )
+from datasentinel.severity import Curve
 
 log = logging.getLogger(__name__)
 
@@ -38,16 +39,6 @@ class RuntimeOptions:
     strict_providers: bool = False
     tensorrt: prov.TensorRTOptions = field(default_factory=prov.TensorRTOptions)
     intra_op_threads: int = 1
-
-
-@dataclass(frozen=True)
-class SeverityArrays:
-    """A severity table (config.json ``severity``) as float64 arrays, made once per model:
-    ``datasentinel.severity.severity`` reads ``scores`` and ``levels`` with ``np.asarray``, which
-    costs ~10 us per call on the table's 283-float lists and nothing on arrays."""
-
-    scores: np.ndarray
-    levels: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -68,7 +59,7 @@ class ModelOutput:
     # The model fills in NaN inputs itself (config ``missing_values``).
     fills_missing: bool = False
     # Score -> severity table (config ``severity``); None: the model has none.
-    severity_table: SeverityArrays | None = None
+    severity_table: Curve | None = None
     feature_names: tuple[str, ...] = ()
 
     def rows(self, start: int, stop: int) -> ModelOutput:
@@ -106,13 +97,7 @@ class LoadedModel:
         if config.expected_output is not None:
             self._outputs.append(config.expected_output)
         table = config.severity
-        self._severity = (
-            None
-            if table is None
-            else SeverityArrays(
-                np.asarray(table.scores, np.float64), np.asarray(table.levels, np.float64)
-            )
-        )
+        self._severity = None if table is None else Curve.from_table(table)
         self._names = tuple(config.feature_names)
 
     @property
