@@ -1,8 +1,10 @@
-"""Regenerates the Python gRPC code from the .proto files: ``python -m datasentinel.codegen``.
+"""Regenerates the Python gRPC code from the .proto files: ``python proto/codegen.py``
+(``./scripts/genProto.sh``).
 
 The .proto files live under ``proto/`` at the path of their package (``datasentinel/v1``), so
 protoc writes plain absolute imports (``from datasentinel.v1 import scoring_pb2``) and nothing
-needs patching. Needs the ``dev`` extra (grpcio-tools).
+needs patching. Needs the ``dev`` extra (grpcio-tools). It sits beside the shared package, not in
+it: a developer tool that no image needs.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-PROTO_ROOT = Path(__file__).resolve().parent.parent
+PROTO_ROOT = Path(__file__).resolve().parent
 PROTO_FILES = ("datasentinel/v1/scoring.proto", "datasentinel/oip/grpc_predict_v2.proto")
 
 
