@@ -16,23 +16,18 @@ from typing import TextIO
 
 import numpy as np
 
-from datasentinel.producer.client import (
-    Numbering,
-    RequestOptions,
-    ScoreStreamClient,
-    open_channel,
-)
-from datasentinel.producer.csv_input import read_header
-from datasentinel.producer.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ProducerError
-from datasentinel.producer.fanout import FanOut
-from datasentinel.producer.health import (
+from datasentinel.producer.channel.channel import open_channel
+from datasentinel.producer.channel.readiness import (
     check_input,
     fetch_model_info,
     model_spec,
     wait_until_serving,
 )
-from datasentinel.producer.ledger import Ledger, RowState
-from datasentinel.producer.report import (
+from datasentinel.producer.channel.security import ClientSecurity
+from datasentinel.producer.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ProducerError
+from datasentinel.producer.inputs.csv_reader import read_header
+from datasentinel.producer.inputs.sources import ModelSpec, Source, open_source, paced
+from datasentinel.producer.outputs.report import (
     LabelMetrics,
     RowPrinter,
     format_summary,
@@ -40,10 +35,12 @@ from datasentinel.producer.report import (
     use_color,
     write_csv,
 )
-from datasentinel.producer.retry import Recovery
-from datasentinel.producer.security import ClientSecurity
 from datasentinel.producer.settings import ProducerSettings
-from datasentinel.producer.sources import ModelSpec, Source, open_source, paced
+from datasentinel.producer.stream.client import Numbering, ScoreStreamClient
+from datasentinel.producer.stream.fanout import FanOut
+from datasentinel.producer.stream.ledger import Ledger, RowState
+from datasentinel.producer.stream.messages import RequestOptions
+from datasentinel.producer.stream.retry import Recovery
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from datasentinel.producer.errors import SourceError
-from datasentinel.producer.sources import ModelSpec, csv_source
+from datasentinel.producer.inputs.sources import ModelSpec, csv_source
 from datasentinel.trainer.data import read_csv
 from datasentinel.trainer.errors import DataError
 

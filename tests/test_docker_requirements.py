@@ -49,9 +49,9 @@ import sys, types
 from pathlib import Path
 import numpy as np
 import datasentinel.producer.cli  # everything `datasentinel-produce` imports
-from datasentinel.producer.ledger import Ledger, RowState
-from datasentinel.producer.report import label_metrics, write_csv
-from datasentinel.producer.sources import csv_source
+from datasentinel.producer.stream.ledger import Ledger, RowState
+from datasentinel.producer.outputs.report import label_metrics, write_csv
+from datasentinel.producer.inputs.sources import csv_source
 
 folder = Path(sys.argv[1])
 (folder / "in.csv").write_text("a,b,y\\n1,2,0\\n3,4,1\\n5,6,1\\n")

@@ -10,7 +10,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from datasentinel.producer.errors import EngineNotReady, InputMismatch
-from datasentinel.producer.sources import ModelSpec, Source
+from datasentinel.producer.inputs.sources import ModelSpec, Source
 from datasentinel.v1 import scoring_pb2, scoring_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,8 @@ def model_spec(info: scoring_pb2.ModelInfo) -> ModelSpec:
 
 def check_input(info: scoring_pb2.ModelInfo, source: Source, batch_size: int) -> int:
     """Raises InputMismatch when the vectors' width is not the model's input_dim. (CSV columns
-    are matched to the model's features by name when the source is read: producer/sources.py.)
+    are matched to the model's features by name when the source is read:
+    producer/inputs/sources.py.)
     Returns the batch size to use: lowered to the engine's max_batch_rows when above it."""
     if source.width != info.input_dim:
         names = ", ".join(info.feature_names) or "names unknown"

@@ -17,8 +17,13 @@ from typing import NamedTuple
 import numpy as np
 
 from datasentinel import synthetic
-from datasentinel.producer.csv_input import CsvTable, read_header, read_table, read_table_by_rows
 from datasentinel.producer.errors import InputMismatch, SourceError
+from datasentinel.producer.inputs.csv_reader import (
+    CsvTable,
+    read_header,
+    read_table,
+    read_table_by_rows,
+)
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
-from datasentinel.producer import metrics
-from datasentinel.producer.ledger import Outcome, RowState
+from datasentinel.producer.outputs import label_metrics as metrics
 from datasentinel.producer.settings import Show
+from datasentinel.producer.stream.ledger import Outcome, RowState
 
 if TYPE_CHECKING:
     from datasentinel.producer.app import RunResult

@@ -11,12 +11,12 @@ gRPC's own thread pulls requests from a queue (the request iterator, stream/requ
 The in-flight window: at most ``max_in_flight`` requests are queued or on the wire unanswered on
 the current stream, so a slow engine holds the producer back instead of piling requests up.
 
-Recovery (producer/retry.py): when a stream ends with requests unanswered, the reader is joined
-(so no answer of the old stream can arrive late), the ledger hands back the unanswered messages,
-and after a backoff and a health check (SERVING again) a new stream sends them first, then the
-rest of the input. Transient error answers (RESOURCE_EXHAUSTED, UNAVAILABLE) are sent again after
-a backoff too. All of it is bounded by ``max_retry_seconds`` without progress; then what is left
-fails with the reason.
+Recovery (producer/stream/retry.py): when a stream ends with requests unanswered, the reader is
+joined (so no answer of the old stream can arrive late), the ledger hands back the unanswered
+messages, and after a backoff and a health check (SERVING again) a new stream sends them first,
+then the rest of the input. Transient error answers (RESOURCE_EXHAUSTED, UNAVAILABLE) are sent
+again after a backoff too. All of it is bounded by ``max_retry_seconds`` without progress; then
+what is left fails with the reason.
 
 Around it, in this folder: messages.py turns batches into requests and answers into arrays,
 request_queue.py is the per-stream plumbing, ledger.py keeps the exactly-once accounting.
@@ -35,9 +35,8 @@ from dataclasses import dataclass, field
 import grpc
 
 from datasentinel.producer.errors import EngineNotReady
-from datasentinel.producer.ledger import Ledger, Message, Outcome
-from datasentinel.producer.retry import RETRYABLE_STREAM_CODES, ProgressDeadline, Recovery
-from datasentinel.producer.sources import Batch
+from datasentinel.producer.inputs.sources import Batch
+from datasentinel.producer.stream.ledger import Ledger, Message, Outcome
 from datasentinel.producer.stream.messages import (
     RequestOptions,
     describe_rpc_error,
@@ -45,6 +44,7 @@ from datasentinel.producer.stream.messages import (
     to_request,
 )
 from datasentinel.producer.stream.request_queue import _RequestQueue, _Send, _Stream
+from datasentinel.producer.stream.retry import RETRYABLE_STREAM_CODES, ProgressDeadline, Recovery
 from datasentinel.v1 import scoring_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -80,10 +80,10 @@ class ScoreStreamClient:
         options: RequestOptions | None = None,
     ) -> None:
         """``wait_ready(timeout)`` returns when the engine is SERVING again or raises
-        EngineNotReady (the app passes producer.health.wait_until_serving).
+        EngineNotReady (the app passes producer.channel.readiness.wait_until_serving).
 
-        Several clients may share one ledger and one batch iterator (producer/fanout.py): they
-        then share ``numbering`` (request and stream numbers unique across them) and leave
+        Several clients may share one ledger and one batch iterator (producer/stream/fanout.py):
+        they then share ``numbering`` (request and stream numbers unique across them) and leave
         closing the ledger to their owner (``close_ledger=False``). ``options``: the threshold
         and top_features every request carries."""
         self._stub = scoring_pb2_grpc.AnomalyScorerStub(channel)

@@ -9,8 +9,8 @@ max connection age closing the connection) picks again, so new replicas get stre
 The streams share what must be counted once: the ledger (thread-safe; it tracks unanswered
 messages per stream number) and the batch iterator (behind a lock: whichever stream has a free
 window slot takes the next batch, so a slow replica simply takes fewer). Each stream recovers on
-its own with producer/client.py's reconnect and resend, and the resend goes to whichever replica
-the channel picks next. The ledger is closed once, after every stream is done.
+its own with producer/stream/client.py's reconnect and resend, and the resend goes to whichever
+replica the channel picks next. The ledger is closed once, after every stream is done.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import logging
 import threading
 from collections.abc import Iterable, Iterator
 
-from datasentinel.producer.ledger import Ledger
-from datasentinel.producer.sources import Batch
+from datasentinel.producer.inputs.sources import Batch
+from datasentinel.producer.stream.ledger import Ledger
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ import grpc
 import numpy as np
 
 # The producer's channel code: TLS, mutual TLS, the token as call credentials or metadata.
-from datasentinel.producer.security import ClientSecurity, secure_channel
+from datasentinel.producer.channel.security import ClientSecurity, secure_channel
 from datasentinel.severity import band
 from datasentinel.v1 import scoring_pb2 as pb
 from datasentinel.v1 import scoring_pb2_grpc as pb_grpc

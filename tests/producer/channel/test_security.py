@@ -8,8 +8,8 @@ import grpc
 import pytest
 from pydantic_settings import CliApp
 
-from datasentinel.producer.client import open_channel
-from datasentinel.producer.security import ClientSecurity, SecurityFileError, read_token
+from datasentinel.producer.channel.channel import open_channel
+from datasentinel.producer.channel.security import ClientSecurity, SecurityFileError, read_token
 from datasentinel.producer.settings import ProducerSettings
 from datasentinel.v1 import scoring_pb2, scoring_pb2_grpc
 from tests.conftest import build_tiny_model, spawn_engine, wait_serving

@@ -7,9 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from datasentinel.producer import csv_input
 from datasentinel.producer.errors import SourceError
-from datasentinel.producer.sources import Batch, csv_source, paced, synthetic_source
+from datasentinel.producer.inputs import csv_reader
+from datasentinel.producer.inputs.sources import Batch, csv_source, paced, synthetic_source
 
 
 def test_synthetic_batches_cover_every_row_once_in_order():
@@ -138,7 +138,7 @@ def test_missing_value_markers_read_as_missing_not_as_text(tmp_path):
 
 
 def test_bad_cell_after_many_clean_rows_is_found_with_its_line(tmp_path, monkeypatch):
-    monkeypatch.setattr(csv_input, "CHUNK_ROWS", 4)  # the bad row in a later chunk than clean ones
+    monkeypatch.setattr(csv_reader, "CHUNK_ROWS", 4)  # the bad row in a later chunk than clean ones
     rows = "".join(f"{i},{i}\n" for i in range(10))
     with pytest.raises(SourceError, match=r"'b' \('oops' on line 12\)"):
         csv_source(write(tmp_path, "a,b\n" + rows + "1,oops\n"))
@@ -166,7 +166,7 @@ def test_fast_and_row_by_row_readers_agree(values, header, quoted, blank_lines):
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "in.csv"
         path.write_text(text)
-        fast, exact = csv_input.read_table(path), csv_input.read_table_by_rows(path)
+        fast, exact = csv_reader.read_table(path), csv_reader.read_table_by_rows(path)
     assert not fast.exact  # numpy's parser read it
     np.testing.assert_array_equal(fast.values, values)
     np.testing.assert_array_equal(exact.values, values)

@@ -10,7 +10,7 @@ import pandas as pd
 
 from datasentinel.producer.app import run
 from datasentinel.producer.cli import main
-from datasentinel.producer.ledger import RowState
+from datasentinel.producer.stream.ledger import RowState
 
 SENSORS = ["temperature", "vibration", "pressure", "current"]  # as in conftest
 

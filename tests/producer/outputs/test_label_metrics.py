@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import precision_score, recall_score, roc_auc_score
 
-from datasentinel.producer.metrics import precision, recall, roc_auc
-from datasentinel.producer.report import label_metrics
+from datasentinel.producer.outputs.label_metrics import precision, recall, roc_auc
+from datasentinel.producer.outputs.report import label_metrics
 
 
 @pytest.mark.parametrize("seed", range(30))

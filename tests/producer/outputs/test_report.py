@@ -6,7 +6,7 @@ import pandas as pd
 from datasentinel import synthetic
 from datasentinel.producer.app import run
 from datasentinel.producer.cli import main
-from datasentinel.producer.report import ANOMALY_MARK, RESULT_COLUMNS
+from datasentinel.producer.outputs.report import ANOMALY_MARK, RESULT_COLUMNS
 
 
 def fake_scores(vectors: np.ndarray) -> np.ndarray:  # as the fake engine scores

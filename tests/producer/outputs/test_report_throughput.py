@@ -3,8 +3,8 @@
 import pytest
 
 from datasentinel.producer.app import RunResult
-from datasentinel.producer.ledger import Ledger, RowState
-from datasentinel.producer.report import format_summary
+from datasentinel.producer.outputs.report import format_summary
+from datasentinel.producer.stream.ledger import Ledger, RowState
 
 
 def finished_run(rows: int, messages: int, seconds: float) -> RunResult:

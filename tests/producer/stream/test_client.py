@@ -1,8 +1,9 @@
 import numpy as np
 
-from datasentinel.producer.client import ScoreStreamClient, open_channel
-from datasentinel.producer.ledger import Ledger, RowState
-from datasentinel.producer.sources import synthetic_source
+from datasentinel.producer.channel.channel import open_channel
+from datasentinel.producer.inputs.sources import synthetic_source
+from datasentinel.producer.stream.client import ScoreStreamClient
+from datasentinel.producer.stream.ledger import Ledger, RowState
 
 
 def test_ctrl_c_cancels_the_stream_and_fails_what_is_left(engine):

@@ -1,6 +1,6 @@
 import numpy as np
 
-from datasentinel.producer.ledger import Error, Explanations, Ledger, Result, RowState
+from datasentinel.producer.stream.ledger import Error, Explanations, Ledger, Result, RowState
 
 
 def ids(*values: int) -> np.ndarray:

@@ -10,7 +10,7 @@ import numpy as np
 
 from datasentinel.producer.app import run
 from datasentinel.producer.cli import main
-from datasentinel.producer.ledger import RowState
+from datasentinel.producer.stream.ledger import RowState
 
 
 def test_a_broken_stream_is_resumed_with_only_the_unanswered_requests(start_engine, settings_for):

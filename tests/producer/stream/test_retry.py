@@ -2,7 +2,7 @@ import random
 
 import grpc
 
-from datasentinel.producer.retry import RETRYABLE_STREAM_CODES, Backoff, ProgressDeadline
+from datasentinel.producer.stream.retry import RETRYABLE_STREAM_CODES, Backoff, ProgressDeadline
 
 
 def test_backoff_grows_exponentially_with_jitter_and_is_capped():

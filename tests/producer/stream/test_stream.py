@@ -3,7 +3,7 @@ from collections import Counter
 import numpy as np
 
 from datasentinel.producer.app import run
-from datasentinel.producer.ledger import RowState
+from datasentinel.producer.stream.ledger import RowState
 
 
 def test_every_id_is_sent_and_answered_exactly_once(engine, settings_for):

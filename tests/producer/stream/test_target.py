@@ -1,6 +1,6 @@
-"""--engine-target (round_robin over several engines) and --streams (producer/fanout.py), against
-in-process fake engines on 127.0.0.1:0. The real-process version, with kills and a scale-up,
-is tests/e2e/test_multi_instance.py."""
+"""--engine-target (round_robin over several engines) and --streams (producer/stream/fanout.py),
+against in-process fake engines on 127.0.0.1:0. The real-process version, with kills and a
+scale-up, is tests/e2e/test_multi_instance.py."""
 
 import _thread
 import threading
@@ -11,11 +11,12 @@ from pydantic import ValidationError
 from pydantic_settings import CliApp
 
 from datasentinel.producer.app import run
-from datasentinel.producer.client import Numbering, ScoreStreamClient, open_channel
-from datasentinel.producer.fanout import FanOut
-from datasentinel.producer.ledger import Ledger, RowState
+from datasentinel.producer.channel.channel import open_channel
+from datasentinel.producer.inputs.sources import synthetic_source
 from datasentinel.producer.settings import ProducerSettings
-from datasentinel.producer.sources import synthetic_source
+from datasentinel.producer.stream.client import Numbering, ScoreStreamClient
+from datasentinel.producer.stream.fanout import FanOut
+from datasentinel.producer.stream.ledger import Ledger, RowState
 
 
 @pytest.fixture(autouse=True)
