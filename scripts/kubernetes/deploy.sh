@@ -7,7 +7,7 @@
 # the trainer Job to complete and the engines to be rolled out (kserve: the InferenceService
 # Ready). The producer Job waits for the engines by itself (PRODUCER_READY_TIMEOUT).
 # Not run in this repository's CI: no Kubernetes cluster can run there; CI renders and validates
-# every overlay instead (tests/test_kubernetes_manifests.py).
+# every overlay instead (tests/repo/test_kubernetes_manifests.py).
 set -euo pipefail
 repo_root="$(cd "$(dirname "$0")/../.." && pwd)"
 overlay="${1:-}"

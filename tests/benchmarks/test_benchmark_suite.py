@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
-SUITE_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "suite.py"
+SUITE_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "suite.py"
 
 
 def _load_suite():

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 KUBE = ROOT / "docker" / "kubernetes"
 OVERLAYS = sorted(p.name for p in (KUBE / "overlays").iterdir() if p.is_dir())
 # Overlays that run the engine as our own Deployment (kserve runs it as a ServingRuntime).
