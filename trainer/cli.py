@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from datasentinel.cli import run_command
 from datasentinel.trainer.errors import TrainerError
 from datasentinel.trainer.pipeline import train_and_export
+from datasentinel.trainer.report.summary import format_summary
 from datasentinel.trainer.settings import TrainerSettings
-from datasentinel.trainer.summary import format_summary
 
 log = logging.getLogger("datasentinel.trainer")
 

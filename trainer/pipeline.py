@@ -11,21 +11,21 @@ import torch
 
 from datasentinel.model_config import ModelConfig, TrainingSummary
 from datasentinel.severity import table_from_scores
-from datasentinel.trainer.artifacts import build_config, write_artifacts
-from datasentinel.trainer.data import Dataset, Split, load_dataset, split_dataset
-from datasentinel.trainer.evaluation import Evaluation, evaluate
-from datasentinel.trainer.export import export_onnx
-from datasentinel.trainer.missing import fill_missing
-from datasentinel.trainer.model import (
+from datasentinel.trainer.data.dataset import Dataset, Split, load_dataset, split_dataset
+from datasentinel.trainer.data.missing import fill_missing
+from datasentinel.trainer.detector.graph import (
     ScoringGraph,
     build_scoring_graph,
     calibrate,
     score_rows,
 )
-from datasentinel.trainer.plots import write_plots
+from datasentinel.trainer.export.artifacts import build_config, write_artifacts
+from datasentinel.trainer.export.onnx_export import export_onnx
+from datasentinel.trainer.fitting.threshold import FitAndScore, Threshold, choose_threshold
+from datasentinel.trainer.fitting.training import History, fit
+from datasentinel.trainer.report.evaluation import Evaluation, evaluate
+from datasentinel.trainer.report.plots import write_plots
 from datasentinel.trainer.settings import TrainerSettings
-from datasentinel.trainer.threshold import FitAndScore, Threshold, choose_threshold
-from datasentinel.trainer.training import History, fit
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,12 @@ CLAIMS = (r"how\s+surprising", r"typical\s+training\s+row")
 
 @pytest.mark.parametrize(
     "path",
-    ["proto/datasentinel/v1/scoring.proto", "trainer/plots.py", "trainer/settings.py", "README.md"],
+    [
+        "proto/datasentinel/v1/scoring.proto",
+        "trainer/report/plots.py",
+        "trainer/settings.py",
+        "README.md",
+    ],
 )
 def test_the_score_is_described_the_same_way(path):
     text = (REPO / path).read_text()

@@ -6,7 +6,7 @@ import pytest
 
 from datasentinel.producer.errors import SourceError
 from datasentinel.producer.inputs.sources import ModelSpec, csv_source
-from datasentinel.trainer.data import read_csv
+from datasentinel.trainer.data.dataset import read_csv
 from datasentinel.trainer.errors import DataError
 
 HEADER = "a,b,c,label"

@@ -18,9 +18,9 @@ import pandas as pd
 
 from datasentinel import synthetic
 from datasentinel.model_config import Columns
-from datasentinel.trainer.csv_file import HeaderMode, data_line, lines, read_frame
+from datasentinel.trainer.data.csv_file import HeaderMode, data_line, lines, read_frame
+from datasentinel.trainer.detector.scaling import robust_scaling
 from datasentinel.trainer.errors import DataError
-from datasentinel.trainer.scaling import robust_scaling
 from datasentinel.trainer.settings import TrainerSettings
 
 log = logging.getLogger(__name__)

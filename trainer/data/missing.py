@@ -1,7 +1,8 @@
 """Missing values (empty cells, NaN): each feature's are filled with its training median.
 
-The same fill is the exported graph's first op (model.fill_missing), so a row scored later with
-a cell missing is scored as if the cell held the training median, and training saw the same."""
+The same fill is the exported graph's first op (detector.graph.fill_missing), so a row scored
+later with a cell missing is scored as if the cell held the training median, and training saw the
+same."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from datasentinel.trainer.data import Split
+from datasentinel.trainer.data.dataset import Split
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def training_medians(train: np.ndarray, validation: np.ndarray) -> np.ndarray:
     present = ~np.isnan(train).all(axis=0)
     if present.any():
         fill[present] = np.nanmedian(train[:, present].astype(np.float64), axis=0)
-    if not present.all():  # only validation rows have values (data.py refuses a column of none)
+    if not present.all():  # only validation rows have values (dataset.py refuses a column of none)
         fill[~present] = np.nanmedian(validation[:, ~present].astype(np.float64), axis=0)
     return fill.astype(np.float32)
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from datasentinel.trainer.model import (
+from datasentinel.trainer.detector.graph import (
     ERROR_KNEE,
     Autoencoder,
     EnsembleLinear,

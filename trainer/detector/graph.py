@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from datasentinel.trainer.scaling import robust_scaling, spread_scaling
-from datasentinel.trainer.tail import TailTerms
+from datasentinel.trainer.detector.scaling import robust_scaling, spread_scaling
+from datasentinel.trainer.detector.tail import TailTerms
 
 # Where feature errors (in units of a member's typical row error) start to grow only
 # logarithmically. Measured on the ODDS data (benchmarks/DETECTION.md, 3 seeds): without a knee

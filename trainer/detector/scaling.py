@@ -1,6 +1,6 @@
 """Per-feature scalings fitted on training rows, which hold anomalies.
 
-Two are used, one per autoencoder group (model.py), because no one scaling suits every kind of
+Two are used, one per autoencoder group (graph.py), because no one scaling suits every kind of
 data (benchmarks/DETECTION.md):
 
 - ``robust_scaling``: median and IQR / 1.349. Anomalies do not pull it, so values far out along a

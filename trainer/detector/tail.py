@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from datasentinel.trainer.scaling import robust_scaling
+from datasentinel.trainer.detector.scaling import robust_scaling
 
 GRID = 64
 

@@ -24,8 +24,8 @@ from datasentinel.model_config import (
     save_config,
     write_atomic,
 )
-from datasentinel.trainer.export import OPSET
-from datasentinel.trainer.model import ScoringGraph
+from datasentinel.trainer.detector.graph import ScoringGraph
+from datasentinel.trainer.export.onnx_export import OPSET
 
 
 def build_config(

@@ -21,9 +21,9 @@ from datasentinel.model_config import (
     MODEL_FILENAME,
     SCORE_OUTPUT,
 )
+from datasentinel.trainer.detector.fused import serving_graph
+from datasentinel.trainer.detector.graph import ScoringGraph
 from datasentinel.trainer.errors import ExportError
-from datasentinel.trainer.fused import serving_graph
-from datasentinel.trainer.model import ScoringGraph
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,8 @@ MISSING_EVERY = 7
 def export_onnx(graph: ScoringGraph, reference_rows: np.ndarray) -> bytes:
     """The graph as self-contained ONNX bytes whose outputs match torch on ``reference_rows``
     (raw feature rows, e.g. the validation split); raises ExportError otherwise. What is
-    exported is the serving layout of the graph (trainer/fused.py); parity is checked against
-    the trained graph itself."""
+    exported is the serving layout of the graph (trainer/detector/fused.py); parity is checked
+    against the trained graph itself."""
     graph.eval()
     input_dim = reference_rows.shape[1]
     with tempfile.TemporaryDirectory(prefix="trainer-export-") as tmp:

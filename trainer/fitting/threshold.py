@@ -21,7 +21,7 @@ from typing import Literal
 
 import numpy as np
 
-from datasentinel.trainer.evaluation import threshold_at
+from datasentinel.trainer.report.evaluation import threshold_at
 
 log = logging.getLogger(__name__)
 

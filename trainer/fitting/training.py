@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from datasentinel.trainer.detector.graph import MemberGroup, ScoringGraph, in_chunks, member_errors
 from datasentinel.trainer.errors import TrainingError
-from datasentinel.trainer.model import MemberGroup, ScoringGraph, in_chunks, member_errors
-from datasentinel.trainer.progress import Progress
+from datasentinel.trainer.fitting.progress import Progress
 from datasentinel.trainer.settings import TrainerSettings
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ import numpy as np
 # Figure without pyplot renders through the Agg canvas: no display, no global figure state.
 from matplotlib.figure import Figure
 
-from datasentinel.trainer.training import History
+from datasentinel.trainer.fitting.training import History
 
 LOSS_PLOT = "training_loss.png"
 SCORES_PLOT = "validation_scores.png"
@@ -82,7 +82,7 @@ def plot_validation_scores(
     # Scores span decades and anomalies are few: log axes show both the bulk and the tail.
     axes.set_xscale("log")
     axes.set_yscale("log")
-    # The score's one description (model.ScoringGraph), short enough for an axis.
+    # The score's one description (detector.graph.ScoringGraph), short enough for an axis.
     axes.set_xlabel(
         "score: how surprising the row is next to the training data "
         "(typical training row = 1; log scale)"

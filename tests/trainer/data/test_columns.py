@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from datasentinel.trainer.data import read_csv
+from datasentinel.trainer.data.dataset import read_csv
 from datasentinel.trainer.errors import DataError
 from datasentinel.trainer.pipeline import train_and_export
 from tests.trainer.messy import SENSORS, messy_frame, write

@@ -7,7 +7,7 @@ import pytest
 from datasentinel import synthetic
 from datasentinel.model_config import load_config
 from datasentinel.trainer.cli import main
-from datasentinel.trainer.data import read_csv
+from datasentinel.trainer.data.dataset import read_csv
 from datasentinel.trainer.errors import DataError
 from datasentinel.trainer.pipeline import train_and_export
 

@@ -8,9 +8,9 @@ import onnxruntime as ort
 import pytest
 
 from datasentinel.model_config import INPUT_NAME
-from datasentinel.trainer.data import read_csv, split_dataset
+from datasentinel.trainer.data.dataset import read_csv, split_dataset
 from datasentinel.trainer.errors import DataError
-from datasentinel.trainer.export import OUTPUTS
+from datasentinel.trainer.export.onnx_export import OUTPUTS
 from datasentinel.trainer.pipeline import train_and_export
 from datasentinel.trainer.settings import TrainerSettings
 from tests.trainer.conftest import QUICK

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from datasentinel.trainer.model import build_scoring_graph, calibrate
+from datasentinel.trainer.detector.graph import build_scoring_graph, calibrate
 
 # Odd, so the median training row is one row and calibration can be checked exactly.
 TRAIN_ROWS = 301

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from datasentinel.trainer.cli import main
-from datasentinel.trainer.model import MIN_MEMBER_SCALE
+from datasentinel.trainer.detector.graph import MIN_MEMBER_SCALE
 from datasentinel.trainer.pipeline import train_and_export
 
 SEEDS = [0, 1, 2, 3]

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from datasentinel.model_config import EXPECTED_OUTPUT, INPUT_NAME
-from datasentinel.trainer.export import OUTPUTS
-from datasentinel.trainer.model import combine
+from datasentinel.trainer.detector.graph import combine
+from datasentinel.trainer.export.onnx_export import OUTPUTS
 from datasentinel.trainer.pipeline import train_and_export
 from datasentinel.trainer.settings import TrainerSettings
 from tests.trainer.messy import SENSORS, messy_frame, sensor_rows, write

@@ -5,9 +5,9 @@ import onnx
 import pytest
 import torch
 
-from datasentinel.trainer import export
-from datasentinel.trainer.fused import FusedGroup, ServingGraph, serving_graph
-from datasentinel.trainer.model import MemberGroup, build_scoring_graph
+from datasentinel.trainer.detector.fused import FusedGroup, ServingGraph, serving_graph
+from datasentinel.trainer.detector.graph import MemberGroup, build_scoring_graph
+from datasentinel.trainer.export import onnx_export
 
 ARCHITECTURES = [
     (8, None, None, 5),
@@ -99,7 +99,7 @@ def test_narrow_models_are_served_fused_and_wide_ensembles_batched():
 
 def test_exported_default_ensemble_is_the_fused_layout_and_matches_torch():
     graph, rows = _graph(8, None, None, 5)
-    model = onnx.load_from_string(export.export_onnx(graph, rows))  # checks parity itself
+    model = onnx.load_from_string(onnx_export.export_onnx(graph, rows))  # checks parity itself
     ops = [node.op_type for node in model.graph.node]
     assert "Expand" not in ops  # the batched layout copies the input once per member
     # One Log per group (soften of all members at once) and one in the tail's signed log.

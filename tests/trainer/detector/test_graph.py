@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from datasentinel.trainer.model import (
+from datasentinel.trainer.detector.graph import (
     ERROR_KNEE,
     build_scoring_graph,
     default_hidden_dims,
@@ -10,7 +10,7 @@ from datasentinel.trainer.model import (
     latent_widths,
     soften,
 )
-from datasentinel.trainer.scaling import robust_scaling
+from datasentinel.trainer.detector.scaling import robust_scaling
 
 
 def test_constant_feature_gets_unit_std():

@@ -1,12 +1,12 @@
-"""The two per-feature scalings (trainer/scaling.py): floored at each feature's resolution, and
-not pulled by a few extreme rows."""
+"""The two per-feature scalings (trainer/detector/scaling.py): floored at each feature's
+resolution, and not pulled by a few extreme rows."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from datasentinel.trainer.scaling import resolution, robust_scaling, spread_scaling
+from datasentinel.trainer.detector.scaling import resolution, robust_scaling, spread_scaling
 
 ROWS = 2000
 SCALINGS = [robust_scaling, spread_scaling]

@@ -1,5 +1,5 @@
-"""The tail table (trainer/tail.py): ECOD-like tail surprise, -log(min(1, 2 p)) nats, looked up
-from a table the exported graph can evaluate."""
+"""The tail table (trainer/detector/tail.py): ECOD-like tail surprise, -log(min(1, 2 p)) nats,
+looked up from a table the exported graph can evaluate."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from datasentinel.trainer.tail import TailTerms
+from datasentinel.trainer.detector.tail import TailTerms
 
 ROWS = 2000
 

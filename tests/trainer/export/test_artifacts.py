@@ -1,8 +1,8 @@
 import os
 
 from datasentinel.model_config import CONFIG_FILENAME, MODEL_FILENAME, load_config
-from datasentinel.trainer.artifacts import write_artifacts
-from datasentinel.trainer.plots import LOSS_PLOT, SCORES_PLOT
+from datasentinel.trainer.export.artifacts import write_artifacts
+from datasentinel.trainer.report.plots import LOSS_PLOT, SCORES_PLOT
 
 
 def test_models_dir_holds_only_the_artifacts(tiny_run):

@@ -4,8 +4,8 @@ import onnxruntime as ort
 from datasentinel import synthetic
 from datasentinel.model_config import INPUT_NAME, SCORE_OUTPUT, load_config, sha256_file
 from datasentinel.severity import severity
+from datasentinel.trainer.fitting.threshold import VALIDATION_ROWS_ENOUGH
 from datasentinel.trainer.pipeline import train_and_export
-from datasentinel.trainer.threshold import VALIDATION_ROWS_ENOUGH
 
 
 def test_config_json_validates_with_the_shared_schema(tiny_run):

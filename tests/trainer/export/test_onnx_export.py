@@ -12,9 +12,9 @@ from datasentinel.model_config import (
     INPUT_NAME,
     SCORE_OUTPUT,
 )
-from datasentinel.trainer import export
+from datasentinel.trainer.detector.graph import build_scoring_graph, calibrate
 from datasentinel.trainer.errors import ExportError
-from datasentinel.trainer.model import build_scoring_graph, calibrate
+from datasentinel.trainer.export import onnx_export
 
 
 def _fresh_rows(result, n_rows: int, seed: int = 1) -> np.ndarray:
@@ -59,11 +59,11 @@ def test_export_refuses_onnx_that_disagrees_with_torch(monkeypatch):
     with torch.no_grad():
         for group in drifted.groups:  # whichever component wins a row, its terms move
             group.autoencoder.decoder[-1].bias += 0.5
-    torch_export = export._torch_export
+    torch_export = onnx_export._torch_export
     # The file written is a different model from the one export_onnx is given.
-    monkeypatch.setattr(export, "_torch_export", lambda _g, d, p: torch_export(drifted, d, p))
+    monkeypatch.setattr(onnx_export, "_torch_export", lambda _g, d, p: torch_export(drifted, d, p))
     with pytest.raises(ExportError, match="disagrees with torch"):
-        export.export_onnx(graph, rows)
+        onnx_export.export_onnx(graph, rows)
 
 
 def _large_graph():
@@ -80,19 +80,19 @@ def _large_graph():
 
 def _exported_as(monkeypatch, module) -> None:
     """export_onnx writes ``module`` instead of the graph it is given."""
-    torch_export = export._torch_export
-    monkeypatch.setattr(export, "_torch_export", lambda _g, d, p: torch_export(module, d, p))
+    torch_export = onnx_export._torch_export
+    monkeypatch.setattr(onnx_export, "_torch_export", lambda _g, d, p: torch_export(module, d, p))
 
 
 def test_parity_fits_the_magnitude_of_large_features():
     graph, rows = _large_graph()
-    onnx_bytes = export.export_onnx(graph, rows)  # raises ExportError on a mismatch
+    onnx_bytes = onnx_export.export_onnx(graph, rows)  # raises ExportError on a mismatch
     # What the old absolute tolerance (1e-5, plus 1e-4 of each value) made of the same model:
     # float32 rounding at 1e6 refused, for an expected value near 0 of a far row.
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     with torch.no_grad():
         want = [o.numpy() for o in graph(torch.from_numpy(rows))]
-    got = session.run(export.OUTPUTS, {INPUT_NAME: rows})
+    got = session.run(onnx_export.OUTPUTS, {INPUT_NAME: rows})
     old = [np.allclose(g, w, rtol=1e-4, atol=1e-5) for g, w in zip(got, want, strict=True)]
     assert not all(old)
 
@@ -105,7 +105,7 @@ def test_parity_still_refuses_slightly_wrong_weights_on_large_features(monkeypat
             group.autoencoder.decoder[-1].weight *= 1.01
     _exported_as(monkeypatch, drifted)
     with pytest.raises(ExportError, match="disagrees with torch"):
-        export.export_onnx(graph, rows)
+        onnx_export.export_onnx(graph, rows)
 
 
 class _RowsMixedUp(torch.nn.Module):
@@ -123,12 +123,12 @@ def test_parity_still_refuses_rows_mixed_up(monkeypatch):
     graph, rows = _large_graph()
     _exported_as(monkeypatch, _RowsMixedUp(copy.deepcopy(graph)))
     with pytest.raises(ExportError, match="disagrees with torch"):
-        export.export_onnx(graph, rows)
+        onnx_export.export_onnx(graph, rows)
 
 
 def test_parity_is_checked_on_rows_with_missing_cells():
     rows = np.random.default_rng(0).standard_normal((50, 4)).astype(np.float32)
-    missing = export.parity_batches(rows)[-1]
+    missing = onnx_export.parity_batches(rows)[-1]
     assert np.isnan(missing).any() and not np.isnan(missing).all(axis=0).any()
 
 

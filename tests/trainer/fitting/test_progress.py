@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from datasentinel.trainer import model
-from datasentinel.trainer.data import split_dataset, synthetic_dataset
-from datasentinel.trainer.model import build_scoring_graph, calibrate, score_rows
-from datasentinel.trainer.progress import Progress
-from datasentinel.trainer.training import fit
+from datasentinel.trainer.data.dataset import split_dataset, synthetic_dataset
+from datasentinel.trainer.detector import graph as graph_module
+from datasentinel.trainer.detector.graph import build_scoring_graph, calibrate, score_rows
+from datasentinel.trainer.fitting.progress import Progress
+from datasentinel.trainer.fitting.training import fit
 
 
 class FakeClock:
@@ -23,7 +23,9 @@ class FakeClock:
 
 
 def _lines(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "datasentinel.trainer.progress"]
+    return [
+        r.getMessage() for r in caplog.records if r.name == "datasentinel.trainer.fitting.progress"
+    ]
 
 
 def test_first_epoch_is_logged_with_its_time_when_not_on_a_terminal(quick_settings, caplog):
@@ -79,7 +81,7 @@ def test_chunked_passes_equal_one_pass(monkeypatch):
     graph = build_scoring_graph(features, [12], 3, members=3)
     calibrate(graph, features)
     whole_scales, whole_scores = _calibration(graph), score_rows(graph, features)
-    monkeypatch.setattr(model, "CHUNK_VALUES", 1)  # 256-row chunks
+    monkeypatch.setattr(graph_module, "CHUNK_VALUES", 1)  # 256-row chunks
     calibrate(graph, features)
     for chunked, whole in zip(_calibration(graph), whole_scales, strict=True):
         torch.testing.assert_close(chunked, whole)
@@ -109,8 +111,8 @@ def test_chunks_hold_a_bounded_number_of_values(members):
     graph = build_scoring_graph(np.zeros((10, WIDEST), dtype=np.float32), None, None, members)
     rows = torch.zeros(100_000, WIDEST)
     autoencoder = graph.groups[0].autoencoder
-    sizes = _first_column_sizes(lambda r, fn: model.in_chunks(autoencoder, r, fn), rows)
-    assert max(sizes) * members * WIDEST <= model.CHUNK_VALUES
+    sizes = _first_column_sizes(lambda r, fn: graph_module.in_chunks(autoencoder, r, fn), rows)
+    assert max(sizes) * members * WIDEST <= graph_module.CHUNK_VALUES
     # A whole-graph chunk holds every group's widest layers at once.
-    sizes = _first_column_sizes(lambda r, fn: model.graph_chunks(graph, r, fn), rows)
-    assert max(sizes) * len(graph.groups) * members * WIDEST <= model.CHUNK_VALUES
+    sizes = _first_column_sizes(lambda r, fn: graph_module.graph_chunks(graph, r, fn), rows)
+    assert max(sizes) * len(graph.groups) * members * WIDEST <= graph_module.CHUNK_VALUES

@@ -10,19 +10,19 @@ from sklearn.metrics import roc_auc_score
 
 from datasentinel.model_config import FEATURE_ERRORS_OUTPUT, INPUT_NAME, SCORE_OUTPUT
 from datasentinel.synthetic import generate
-from datasentinel.trainer import export
-from datasentinel.trainer.data import read_csv, split_dataset
-from datasentinel.trainer.model import (
+from datasentinel.trainer.data.dataset import read_csv, split_dataset
+from datasentinel.trainer.detector.graph import (
     build_scoring_graph,
     member_errors,
     score_rows,
     soften,
 )
+from datasentinel.trainer.detector.scaling import robust_scaling
+from datasentinel.trainer.export import onnx_export
+from datasentinel.trainer.fitting.training import fit, trimmed_mean
 from datasentinel.trainer.pipeline import train_and_export
-from datasentinel.trainer.scaling import robust_scaling
-from datasentinel.trainer.training import fit, trimmed_mean
 
-THYROID = Path(__file__).resolve().parents[3] / "shared" / "data" / "odds" / "thyroid.csv"
+THYROID = Path(__file__).resolve().parents[4] / "shared" / "data" / "odds" / "thyroid.csv"
 
 
 def _contaminated(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -80,7 +80,7 @@ def test_feature_errors_are_the_members_mean_scaled_softened_error(group_index):
 def test_ensemble_graph_exports_with_parity():
     features = np.random.default_rng(1).normal(3, 2, size=(60, 4)).astype(np.float32)
     graph = build_scoring_graph(features, [8], 2, members=4).eval()
-    session = ort.InferenceSession(export.export_onnx(graph, features))
+    session = ort.InferenceSession(onnx_export.export_onnx(graph, features))
     score, errors = session.run([SCORE_OUTPUT, FEATURE_ERRORS_OUTPUT], {INPUT_NAME: features})
     with torch.no_grad():
         want_score, want_errors, _ = graph(torch.from_numpy(features))

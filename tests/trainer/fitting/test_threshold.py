@@ -1,14 +1,14 @@
-"""Where the threshold comes from (trainer/threshold.py): the validation scores when there are
-enough of them, else out-of-fold scores (the validation split plus validation-sized folds of the
-training rows, each scored by a throw-away model that never saw it), and a warning when few rows
-lie above it whatever the source."""
+"""Where the threshold comes from (trainer/fitting/threshold.py): the validation scores when there
+are enough of them, else out-of-fold scores (the validation split plus validation-sized folds of
+the training rows, each scored by a throw-away model that never saw it), and a warning when few
+rows lie above it whatever the source."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from datasentinel.trainer.threshold import (
+from datasentinel.trainer.fitting.threshold import (
     MAX_EXTRA_FOLDS,
     VALIDATION_ROWS_ENOUGH,
     choose_threshold,

@@ -3,16 +3,16 @@ import pytest
 import torch
 
 from datasentinel.model_config import load_config
-from datasentinel.trainer.data import split_dataset, synthetic_dataset
-from datasentinel.trainer.model import build_scoring_graph
-from datasentinel.trainer.pipeline import train_and_export
-from datasentinel.trainer.training import (
+from datasentinel.trainer.data.dataset import split_dataset, synthetic_dataset
+from datasentinel.trainer.detector.graph import build_scoring_graph
+from datasentinel.trainer.fitting.training import (
     History,
     fit,
     group_scores,
     patience_epochs,
     trimmed_mean,
 )
+from datasentinel.trainer.pipeline import train_and_export
 
 
 @pytest.fixture

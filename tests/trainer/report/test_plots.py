@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from datasentinel.trainer.plots import plot_validation_scores
+from datasentinel.trainer.report.plots import plot_validation_scores
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
