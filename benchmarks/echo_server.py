@@ -12,8 +12,8 @@ import asyncio
 import grpc
 import numpy as np
 
-from datasentinel.engine import converters
-from datasentinel.engine.scoring import ScoredBatch
+from datasentinel.engine.protocol import v1_converters as converters
+from datasentinel.engine.scoring.core import ScoredBatch
 from datasentinel.v1 import scoring_pb2 as pb
 from datasentinel.v1 import scoring_pb2_grpc as pb_grpc
 

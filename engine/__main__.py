@@ -1,5 +1,5 @@
 """``datasentinel-engine``: a thin shell over ``engine.server.run_engine`` (one process) or
-``engine.workers.run_workers`` (several processes on one port)."""
+``engine.workers.supervisor.run_workers`` (several processes on one port)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from datasentinel.engine.errors import EngineError
 from datasentinel.engine.security import check_security
 from datasentinel.engine.server import configure_logging, run_engine
 from datasentinel.engine.settings import EngineSettings
-from datasentinel.engine.workers import run_workers
+from datasentinel.engine.workers.supervisor import run_workers
 
 log = logging.getLogger("datasentinel.engine")
 

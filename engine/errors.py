@@ -1,5 +1,5 @@
-"""Domain errors of the scoring core. They know nothing of gRPC: ``engine.status`` maps each one to
-a status code in one place."""
+"""Domain errors of the scoring core. They know nothing of gRPC: ``engine.protocol.status`` maps
+each one to a status code in one place."""
 
 
 class EngineError(Exception):

@@ -11,19 +11,19 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
-from datasentinel.engine import keepalive, wire
 from datasentinel.engine.errors import BindError, EngineError
-from datasentinel.engine.limits import server_options as limit_options
-from datasentinel.engine.metrics import metrics
-from datasentinel.engine.metrics_http import serve_metrics
-from datasentinel.engine.model import RuntimeOptions, load_model
-from datasentinel.engine.oip_servicer import InferenceServicer
+from datasentinel.engine.metrics.collectors import metrics
+from datasentinel.engine.metrics.endpoint import serve_metrics
+from datasentinel.engine.model.providers import TensorRTOptions
+from datasentinel.engine.model.reload import ModelReloader
+from datasentinel.engine.model.session import RuntimeOptions, load_model
 from datasentinel.engine.port_file import write_port_file
-from datasentinel.engine.providers import TensorRTOptions
-from datasentinel.engine.reload import ModelReloader
-from datasentinel.engine.scoring import Limits, ScoringCore
+from datasentinel.engine.protocol import decoding, keepalive
+from datasentinel.engine.protocol.oip_servicer import InferenceServicer
+from datasentinel.engine.protocol.v1_servicer import AnomalyScorerServicer
+from datasentinel.engine.scoring.admission import server_options as limit_options
+from datasentinel.engine.scoring.core import Limits, ScoringCore
 from datasentinel.engine.security import add_port, auth_interceptors
-from datasentinel.engine.servicer import AnomalyScorerServicer
 from datasentinel.engine.settings import EngineSettings
 from datasentinel.oip import grpc_predict_v2_pb2 as oip
 from datasentinel.oip import grpc_predict_v2_pb2_grpc as oip_grpc
@@ -153,7 +153,8 @@ def _build_server(
     max_bytes = settings.max_message_mb * 1024 * 1024
     server = grpc.aio.server(
         interceptors=auth_interceptors(settings),
-        # Past this, calls get RESOURCE_EXHAUSTED at once instead of queueing (engine/limits.py).
+        # Past this, calls get RESOURCE_EXHAUSTED at once instead of queueing
+        # (engine/scoring/admission.py).
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
         options=[
             *limit_options(max_bytes, settings.max_streams_per_connection),
@@ -164,15 +165,15 @@ def _build_server(
             *keepalive.server_options(settings),
         ],
     )
-    # wire.register: the generated registration, with request decoding that cannot fail a call.
+    # decoding.register: the generated registration, with request decoding that cannot fail a call.
     buffer = int(settings.stream_buffer_mb * 1024 * 1024)
-    wire.register(
+    decoding.register(
         pb_grpc.add_AnomalyScorerServicer_to_server,
         AnomalyScorerServicer(core, settings.stream_window, buffer),
         server,
         max_bytes,
     )
-    wire.register(
+    decoding.register(
         oip_grpc.add_GRPCInferenceServiceServicer_to_server,
         InferenceServicer(core, settings.oip_model_name, settings.stream_window, buffer),
         server,

@@ -10,7 +10,7 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from datasentinel.cli import COMMAS
-from datasentinel.engine.providers import DEFAULT_PREFERENCE
+from datasentinel.engine.model.providers import DEFAULT_PREFERENCE
 
 
 class EngineSettings(BaseSettings):
@@ -145,7 +145,7 @@ class EngineSettings(BaseSettings):
         description="Logging level: DEBUG, INFO, WARNING or ERROR. Env: ENGINE_LOG_LEVEL.",
     )
 
-    # Security (engine/security/, engine/metrics_http.py; README "Security").
+    # Security (engine/security/, engine/metrics/endpoint.py; README "Security").
     tls_cert_file: Path | None = Field(
         None,
         description="Server certificate (PEM, chain allowed): serve TLS on the gRPC port. Reread "
@@ -263,7 +263,8 @@ class EngineSettings(BaseSettings):
         "Env: ENGINE_MAX_CONNECTION_AGE_GRACE_SECONDS.",
     )
 
-    # Overload and resource limits (engine/limits.py, engine/wire.py; README "Failure behaviour").
+    # Overload and resource limits (engine/scoring/admission.py, engine/protocol/decoding.py;
+    # README "Failure behaviour").
     max_concurrent_rpcs: int = Field(
         256,
         ge=1,

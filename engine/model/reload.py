@@ -15,10 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from datasentinel.engine.errors import EngineError, ModelLoadError
-from datasentinel.engine.files import file_identity
-from datasentinel.engine.metrics import metrics
-from datasentinel.engine.model import LoadedModel, RuntimeOptions, load_model
-from datasentinel.engine.scoring import ScoringCore
+from datasentinel.engine.file_identity import file_identity
+from datasentinel.engine.metrics.collectors import metrics
+from datasentinel.engine.model.session import LoadedModel, RuntimeOptions, load_model
+from datasentinel.engine.scoring.core import ScoringCore
 from datasentinel.model_config import CONFIG_FILENAME, MODEL_FILENAME, is_plain_file_name
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from datasentinel.engine import providers as prov
 from datasentinel.engine.errors import ModelLoadError
+from datasentinel.engine.model import providers as prov
 from datasentinel.model_config import (
     ConfigError,
     ModelConfig,

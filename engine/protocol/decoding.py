@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 
 from datasentinel.engine.errors import EngineError, InvalidInput, TooLarge
-from datasentinel.engine.status import reject
+from datasentinel.engine.protocol.status import reject
 
 
 class Undecodable:

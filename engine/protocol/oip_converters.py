@@ -21,10 +21,10 @@ import numpy as np
 
 from datasentinel import __version__
 from datasentinel.engine.errors import InvalidInput, ModelNotFound
-from datasentinel.engine.model import LoadedModel
-from datasentinel.engine.scoring import ScoreBatch, ScoredBatch
-from datasentinel.engine.tensors import FLOAT32_LE, float32_rows
-from datasentinel.engine.wire import Undecodable, check_decoded
+from datasentinel.engine.model.session import LoadedModel
+from datasentinel.engine.protocol.decoding import Undecodable, check_decoded
+from datasentinel.engine.scoring.core import ScoreBatch, ScoredBatch
+from datasentinel.engine.scoring.tensors import FLOAT32_LE, float32_rows
 from datasentinel.oip import grpc_predict_v2_pb2 as oip
 
 SERVER_NAME = "datasentinel"

@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from datasentinel.engine import oip_converters as convert
 from datasentinel.engine.errors import ModelNotFound
-from datasentinel.engine.scoring import ScoreBatch, ScoringCore
-from datasentinel.engine.status import abort_on_error
-from datasentinel.engine.streaming import answer_in_order, score_all
+from datasentinel.engine.protocol import oip_converters as convert
+from datasentinel.engine.protocol.status import abort_on_error
+from datasentinel.engine.protocol.streaming import answer_in_order, score_all
+from datasentinel.engine.scoring.core import ScoreBatch, ScoringCore
 from datasentinel.oip import grpc_predict_v2_pb2 as oip
 from datasentinel.oip import grpc_predict_v2_pb2_grpc as oip_grpc
 

@@ -12,7 +12,7 @@ from typing import TypeVar
 import grpc
 
 from datasentinel.engine import errors
-from datasentinel.engine.metrics import metrics
+from datasentinel.engine.metrics.collectors import metrics
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from typing import TypeVar
 
 import grpc
 
-from datasentinel.engine.metrics import metrics
-from datasentinel.engine.scoring import ScoreBatch, ScoredBatch, ScoringCore
-from datasentinel.engine.status import cancelled, status_for
+from datasentinel.engine.metrics.collectors import metrics
+from datasentinel.engine.protocol.status import cancelled, status_for
+from datasentinel.engine.scoring.core import ScoreBatch, ScoredBatch, ScoringCore
 
 Request = TypeVar("Request")
 Answer = TypeVar("Answer")

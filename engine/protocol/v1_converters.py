@@ -8,10 +8,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from datasentinel.engine.errors import InvalidInput
-from datasentinel.engine.model import LoadedModel
-from datasentinel.engine.scoring import Limits, ScoreBatch, ScoredBatch, TopFeatures
-from datasentinel.engine.tensors import FLOAT32_LE, float32_rows
-from datasentinel.engine.wire import Undecodable, check_decoded
+from datasentinel.engine.model.session import LoadedModel
+from datasentinel.engine.protocol.decoding import Undecodable, check_decoded
+from datasentinel.engine.scoring.core import Limits, ScoreBatch, ScoredBatch, TopFeatures
+from datasentinel.engine.scoring.tensors import FLOAT32_LE, float32_rows
 from datasentinel.v1 import scoring_pb2 as pb
 
 _NOTHING = pb.ScoreRequest()  # what an unreadable request echoes: no request_id, no ids
@@ -45,17 +45,18 @@ def stream_result(result: ScoredBatch, request: pb.ScoreRequest) -> pb.ScoreStre
 
 
 def stream_result_bytes(result: ScoredBatch, request: pb.ScoreRequest) -> bytes:
-    """``stream_result`` as the wire bytes the servicer sends (engine.wire passes bytes on)."""
+    """``stream_result`` as the wire bytes the servicer sends (engine.protocol.decoding passes
+    bytes on)."""
     body = response_bytes(result, request)
     head = pb.ScoreStreamResponse(request_id=request.request_id).SerializeToString()
     return head + _varint(_RESULT << 3 | 2) + _varint(len(body)) + body
 
 
 def response_bytes(result: ScoredBatch, request: pb.ScoreRequest) -> bytes:
-    """The answer as the wire bytes the servicer sends (engine.wire passes bytes on): neither
-    built field by field nor parsed and serialized again. At 1024 rows, filling the repeated
-    fields from Python cost ~110 us per message, about a fifth of the engine's event-loop time;
-    parsing the same values in C ~30 us; with three top features per row, parsing and
+    """The answer as the wire bytes the servicer sends (engine.protocol.decoding passes bytes
+    on): neither built field by field nor parsed and serialized again. At 1024 rows, filling the
+    repeated fields from Python cost ~110 us per message, about a fifth of the engine's event-loop
+    time; parsing the same values in C ~30 us; with three top features per row, parsing and
     serializing the explanations ~250 us. Packed repeated float and bool are the raw
     little-endian values on the wire, and ``request_id`` and ``ids`` have the same numbers and
     types in both messages (a test pins this), so the request's own serialized ids are the

@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from datasentinel.engine import converters
-from datasentinel.engine.scoring import ScoreBatch, ScoredBatch, ScoringCore
-from datasentinel.engine.status import abort_on_error
-from datasentinel.engine.streaming import answer_in_order, score_all
+from datasentinel.engine.protocol import v1_converters as converters
+from datasentinel.engine.protocol.status import abort_on_error
+from datasentinel.engine.protocol.streaming import answer_in_order, score_all
+from datasentinel.engine.scoring.core import ScoreBatch, ScoredBatch, ScoringCore
 from datasentinel.v1 import scoring_pb2 as pb
 from datasentinel.v1 import scoring_pb2_grpc as pb_grpc
 
@@ -48,7 +48,7 @@ class AnomalyScorerServicer(pb_grpc.AnomalyScorerServicer):
         )
 
     async def _score(self, request: pb.ScoreRequest) -> bytes:
-        """The answer as its wire bytes (engine.wire sends bytes as they are)."""
+        """The answer as its wire bytes (engine.protocol.decoding sends bytes as they are)."""
         result = await self._core.score(converters.batch_from_request(request))
         return converters.response_bytes(result, request)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from datasentinel.engine.errors import Overloaded, Unavailable
-from datasentinel.engine.model import ModelOutput
+from datasentinel.engine.model.session import ModelOutput
 
 log = logging.getLogger(__name__)
 

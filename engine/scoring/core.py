@@ -24,11 +24,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from datasentinel.engine.batcher import GreedyBatcher
 from datasentinel.engine.errors import EngineError, InvalidInput, TooLarge
-from datasentinel.engine.limits import RowAdmission
-from datasentinel.engine.metrics import metrics
-from datasentinel.engine.model import LoadedModel, ModelOutput
+from datasentinel.engine.metrics.collectors import metrics
+from datasentinel.engine.model.session import LoadedModel, ModelOutput
+from datasentinel.engine.scoring.admission import RowAdmission
+from datasentinel.engine.scoring.batcher import GreedyBatcher
 from datasentinel.severity import severity
 
 
@@ -92,7 +92,8 @@ class Limits:
     max_merge_rows: int = 8192
     max_queue: int = 1024
     inline_rows: int = 0
-    # Vectors queued or being scored at once (see engine.limits); at least one full merge.
+    # Vectors queued or being scored at once (see engine.scoring.admission); at least one full
+    # merge.
     max_inflight_rows: int = 131072
 
 

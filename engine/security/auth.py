@@ -19,7 +19,7 @@ from pathlib import Path
 import grpc
 
 from datasentinel.engine.errors import EngineError
-from datasentinel.engine.files import file_identity
+from datasentinel.engine.file_identity import file_identity
 from datasentinel.engine.settings import EngineSettings
 from datasentinel.secret_files import parse_tokens
 

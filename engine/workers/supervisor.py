@@ -5,8 +5,8 @@ session and batcher.
 
 The supervisor checks the model and the port once (so start-up errors stay one line), forwards
 SIGTERM/SIGINT/SIGHUP to every worker, serves the workers' summed Prometheus metrics, and starts a
-worker again when one dies (``engine.supervision``). Workers stop when their supervisor dies
-(``engine.lifeline``), so a killed engine never leaves orphans holding the port.
+worker again when one dies (``engine.workers.restarts``). Workers stop when their supervisor dies
+(``engine.workers.parent_watch``), so a killed engine never leaves orphans holding the port.
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ from contextlib import contextmanager
 
 from prometheus_client import CollectorRegistry, multiprocess
 
-from datasentinel.engine.lifeline import Lifeline, arm_death_signal, supervisor_alive
-from datasentinel.engine.model import load_model
+from datasentinel.engine.model.session import load_model
 from datasentinel.engine.server import (
     configure_logging,
     port_in_use,
@@ -34,7 +33,8 @@ from datasentinel.engine.server import (
     serve_metrics,
 )
 from datasentinel.engine.settings import EngineSettings
-from datasentinel.engine.supervision import RestartBudget, Supervisor
+from datasentinel.engine.workers.parent_watch import Lifeline, arm_death_signal, supervisor_alive
+from datasentinel.engine.workers.restarts import RestartBudget, Supervisor
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from datasentinel.engine.model import RuntimeOptions, load_model
-from datasentinel.engine.scoring import ScoringCore
+from datasentinel.engine.model.session import RuntimeOptions, load_model
+from datasentinel.engine.scoring.core import ScoringCore
 
 
 @pytest.fixture

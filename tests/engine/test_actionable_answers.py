@@ -11,11 +11,12 @@ import math
 import numpy as np
 import pytest
 
-from datasentinel.engine import converters, oip_converters
 from datasentinel.engine.errors import InvalidInput, ModelLoadError, ModelNotFound
-from datasentinel.engine.model import RuntimeOptions, load_model
-from datasentinel.engine.reload import ModelReloader
-from datasentinel.engine.scoring import Limits, ScoreBatch, ScoringCore, top_features
+from datasentinel.engine.model.reload import ModelReloader
+from datasentinel.engine.model.session import RuntimeOptions, load_model
+from datasentinel.engine.protocol import oip_converters
+from datasentinel.engine.protocol import v1_converters as converters
+from datasentinel.engine.scoring.core import Limits, ScoreBatch, ScoringCore, top_features
 from datasentinel.engine.settings import EngineSettings
 from datasentinel.model_config import CONFIG_FILENAME
 from datasentinel.v1 import scoring_pb2 as pb

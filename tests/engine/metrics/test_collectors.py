@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from datasentinel.engine.metrics import SMALL_BATCH, observe_many
+from datasentinel.engine.metrics.collectors import SMALL_BATCH, observe_many
 
 
 def exposition(registry):

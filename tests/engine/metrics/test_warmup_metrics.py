@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 from prometheus_client import REGISTRY
 
-from datasentinel.engine.model import RuntimeOptions, load_model
-from datasentinel.engine.scoring import Limits, ScoreBatch, ScoringCore
+from datasentinel.engine.model.session import RuntimeOptions, load_model
+from datasentinel.engine.scoring.core import Limits, ScoreBatch, ScoringCore
 from tests.conftest import build_tiny_model
 
 TRAFFIC = (

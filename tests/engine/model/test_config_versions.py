@@ -9,10 +9,10 @@ import logging
 import numpy as np
 
 from datasentinel.engine.__main__ import main
-from datasentinel.engine.converters import model_info
-from datasentinel.engine.model import RuntimeOptions, load_model
-from datasentinel.engine.reload import ModelReloader
-from datasentinel.engine.scoring import Limits, ScoreBatch
+from datasentinel.engine.model.reload import ModelReloader
+from datasentinel.engine.model.session import RuntimeOptions, load_model
+from datasentinel.engine.protocol.v1_converters import model_info
+from datasentinel.engine.scoring.core import Limits, ScoreBatch
 from datasentinel.model_config import CONFIG_FILENAME, V2_TRAINING_FIELDS
 from tests.conftest import build_tiny_model
 

@@ -5,7 +5,7 @@ import logging
 import pytest
 
 from datasentinel.engine.errors import ProviderError
-from datasentinel.engine.providers import (
+from datasentinel.engine.model.providers import (
     CPU,
     CUDA,
     DEFAULT_PREFERENCE,

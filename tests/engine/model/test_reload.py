@@ -6,9 +6,9 @@ import shutil
 
 import numpy as np
 
-from datasentinel.engine.model import RuntimeOptions
-from datasentinel.engine.reload import ModelReloader
-from datasentinel.engine.scoring import ScoreBatch
+from datasentinel.engine.model.reload import ModelReloader
+from datasentinel.engine.model.session import RuntimeOptions
+from datasentinel.engine.scoring.core import ScoreBatch
 from datasentinel.model_config import CONFIG_FILENAME, MODEL_FILENAME, sha256_file
 from tests.conftest import build_tiny_model
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from datasentinel.engine.errors import ModelLoadError
-from datasentinel.engine.model import RuntimeOptions, load_model
+from datasentinel.engine.model.session import RuntimeOptions, load_model
 from datasentinel.model_config import CONFIG_FILENAME, MODEL_FILENAME, sha256_file
 
 CPU_ONLY = RuntimeOptions(providers=("CPUExecutionProvider",))

@@ -9,12 +9,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from datasentinel.engine.converters import batch_from_request
 from datasentinel.engine.errors import EngineError
-from datasentinel.engine.model import RuntimeOptions, load_model
-from datasentinel.engine.oip_converters import batch_from_infer_request
-from datasentinel.engine.tensors import float32_rows
-from datasentinel.engine.wire import Undecodable, safe_deserializer
+from datasentinel.engine.model.session import RuntimeOptions, load_model
+from datasentinel.engine.protocol.decoding import Undecodable, safe_deserializer
+from datasentinel.engine.protocol.oip_converters import batch_from_infer_request
+from datasentinel.engine.protocol.v1_converters import batch_from_request
+from datasentinel.engine.scoring.tensors import float32_rows
 from datasentinel.oip import grpc_predict_v2_pb2 as oip
 from datasentinel.v1 import scoring_pb2 as pb
 from tests.conftest import build_tiny_model

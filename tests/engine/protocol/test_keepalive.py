@@ -1,6 +1,6 @@
 """The engine's liveness settings become grpc core channel arguments."""
 
-from datasentinel.engine.keepalive import server_options
+from datasentinel.engine.protocol.keepalive import server_options
 from datasentinel.engine.settings import EngineSettings
 
 

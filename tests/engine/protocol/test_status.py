@@ -7,9 +7,9 @@ import asyncio
 
 import pytest
 
-from datasentinel.engine.metrics import metrics
-from datasentinel.engine.status import outcome
-from datasentinel.engine.streaming import answer_in_order
+from datasentinel.engine.metrics.collectors import metrics
+from datasentinel.engine.protocol.status import outcome
+from datasentinel.engine.protocol.streaming import answer_in_order
 
 
 def cancelled_count(rpc: str) -> float:

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from datasentinel.engine.errors import InvalidInput, TooLarge
-from datasentinel.engine.model import RuntimeOptions, load_model
-from datasentinel.engine.scoring import Limits, ScoreBatch, ScoringCore
-from datasentinel.engine.streaming import answer_in_order
+from datasentinel.engine.model.session import RuntimeOptions, load_model
+from datasentinel.engine.protocol.streaming import answer_in_order
+from datasentinel.engine.scoring.core import Limits, ScoreBatch, ScoringCore
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from datasentinel.engine import converters
-from datasentinel.engine.scoring import ScoredBatch, TopFeatures
+from datasentinel.engine.protocol import v1_converters as converters
+from datasentinel.engine.scoring.core import ScoredBatch, TopFeatures
 from datasentinel.v1 import scoring_pb2 as pb
 
 

@@ -9,9 +9,13 @@ import numpy as np
 import pytest
 
 from datasentinel.engine.errors import Overloaded
-from datasentinel.engine.limits import RowAdmission, server_options, transport_receive_limit
-from datasentinel.engine.model import RuntimeOptions, load_model
-from datasentinel.engine.scoring import Limits, ScoreBatch, ScoringCore
+from datasentinel.engine.model.session import RuntimeOptions, load_model
+from datasentinel.engine.scoring.admission import (
+    RowAdmission,
+    server_options,
+    transport_receive_limit,
+)
+from datasentinel.engine.scoring.core import Limits, ScoreBatch, ScoringCore
 
 
 async def test_admit_refuses_past_the_limit_and_admits_after_release():

@@ -6,9 +6,9 @@ import threading
 import numpy as np
 import pytest
 
-from datasentinel.engine.batcher import GreedyBatcher
 from datasentinel.engine.errors import Overloaded, Unavailable
-from datasentinel.engine.model import ModelOutput
+from datasentinel.engine.model.session import ModelOutput
+from datasentinel.engine.scoring.batcher import GreedyBatcher
 
 
 class RecordingModel:

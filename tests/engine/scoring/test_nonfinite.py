@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from datasentinel.engine.metrics import metrics
-from datasentinel.engine.model import RuntimeOptions, load_model
-from datasentinel.engine.scoring import Limits, ScoreBatch, ScoringCore
+from datasentinel.engine.metrics.collectors import metrics
+from datasentinel.engine.model.session import RuntimeOptions, load_model
+from datasentinel.engine.scoring.core import Limits, ScoreBatch, ScoringCore
 from tests.engine.nan_model import build_layered_model
 
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from datasentinel.engine.errors import InvalidInput, TooLarge
-from datasentinel.engine.model import RuntimeOptions, load_model
-from datasentinel.engine.scoring import Limits, ScoreBatch, ScoringCore
+from datasentinel.engine.model.session import RuntimeOptions, load_model
+from datasentinel.engine.scoring.core import Limits, ScoreBatch, ScoringCore
 
 
 @pytest.fixture

@@ -179,7 +179,7 @@ def test_certificate_files_are_reread_only_when_they_change(pki, tmp_path):
 
 @pytest.fixture
 def metrics_server(tmp_path):
-    from datasentinel.engine.metrics_http import serve_metrics
+    from datasentinel.engine.metrics.endpoint import serve_metrics
 
     tokens = tmp_path / "tokens"
     tokens.write_text("metrics-token\n")
