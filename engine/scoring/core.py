@@ -30,6 +30,7 @@ from datasentinel.engine.model.session import LoadedModel, ModelOutput
 from datasentinel.engine.scoring.admission import RowAdmission
 from datasentinel.engine.scoring.batcher import GreedyBatcher
 from datasentinel.severity import severity
+from datasentinel.text import shortened
 
 
 @dataclass(frozen=True)
@@ -263,7 +264,7 @@ class ScoringCore:
             width = vectors.shape[1] if vectors.ndim == 2 else "?"
             raise InvalidInput(
                 f"vectors have {width} features but the model expects {config.input_dim} "
-                f"({_names(config.feature_names)})"
+                f"({shortened(config.feature_names, 4)})"
             )
         if len(batch.ids) != rows:
             raise InvalidInput(f"{len(batch.ids)} ids for {rows} vectors: send one id per vector")
@@ -388,8 +389,3 @@ def _check_unique(ids: Sequence[int]) -> None:
             f"id {values[repeated[0]]} appears more than once in one request: ids match "
             "answers to vectors, so each vector needs its own"
         )
-
-
-def _names(names: list[str], shown: int = 4) -> str:
-    head = ", ".join(names[:shown])
-    return head + (f", ... {len(names) - shown} more" if len(names) > shown else "")

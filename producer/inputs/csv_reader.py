@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from datasentinel.producer.errors import SourceError
+from datasentinel.text import is_number
 
 # pandas' default missing-value markers, so files read the same as they did with pandas.
 MISSING = frozenset(
@@ -78,7 +79,7 @@ def read_header(path: Path) -> tuple[list, bool]:
         raise SourceError(f"{path} is not a readable CSV: {e}") from e
     if first is None:
         raise SourceError(f"{path} is empty: expected a header row and rows of numbers")
-    has_header = not all(_is_number(cell) for cell in first)
+    has_header = not all(is_number(cell) for cell in first)
     return (list(first) if has_header else list(range(len(first)))), has_header
 
 
@@ -92,7 +93,7 @@ def _fast(path: Path) -> CsvTable | None:
             header_lines = reader.line_num
         if first is None:
             return None
-        has_header = not all(_is_number(cell) for cell in first)
+        has_header = not all(is_number(cell) for cell in first)
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # "input contained no data" and the like
             values = np.loadtxt(
@@ -120,7 +121,7 @@ def _read(path: Path, reader, keep_text: str | None, text_columns: Collection[st
     first = next(records, None)
     if first is None:
         raise SourceError(f"{path} is empty: expected a header row and rows of numbers")
-    has_header = not all(_is_number(cell) for cell in first[0])
+    has_header = not all(is_number(cell) for cell in first[0])
     names = list(first[0]) if has_header else list(range(len(first[0])))
     text_at = names.index(keep_text) if has_header and keep_text in names else None
     raw = [j for j, name in enumerate(names) if has_header and name in text_columns]
@@ -202,11 +203,3 @@ def _number(cell: str, column: int, line: int, not_numeric: dict) -> float:
     except ValueError:
         not_numeric.setdefault(column, (cell, line))
         return np.nan
-
-
-def _is_number(text: object) -> bool:
-    try:
-        float(str(text))
-    except ValueError:
-        return False
-    return True

@@ -16,6 +16,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from datasentinel.text import is_number
 from datasentinel.trainer.errors import DataError
 
 HeaderMode = Literal["auto", "yes", "no"]
@@ -99,7 +100,7 @@ def _check_names(path: Path, names: list[str], header: HeaderMode) -> None:
                 f"{column}); give every column its own name"
             )
         seen[name] = column
-    if header == "auto" and all(_is_number(name) for name in names):
+    if header == "auto" and all(is_number(name) for name in names):
         shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
         raise DataError(
             f"{path}: the first line ({shown}) is all numbers, so the file seems to have no "
@@ -153,11 +154,3 @@ def _not_utf8(path: Path, exc: UnicodeDecodeError) -> DataError:
 def _open(path: Path):
     # utf-8-sig: a byte-order mark (as spreadsheets write) is not part of the first name.
     return open(path, encoding="utf-8-sig", newline="")
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True

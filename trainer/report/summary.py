@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datasentinel.model_config import ModelConfig, TrainingSummary
+from datasentinel.text import shortened
 from datasentinel.trainer.pipeline import TrainingResult
 
 
@@ -12,7 +13,7 @@ def format_summary(result: TrainingResult) -> str:
         "Training finished",
         f"  data        {training.data_source}",
         f"  rows        {training.rows_train} train / {training.rows_validation} validation",
-        f"  features    {config.input_dim}: {_names(config.feature_names)}",
+        f"  features    {config.input_dim}: {shortened(config.feature_names, 6)}",
         f"  epochs      {training.epochs_run} run, best {training.best_epoch} "
         f"(early-stopping loss {training.best_validation_loss:.4g})",
         # The loss early stopping compared: worst rows left out (--trim-fraction), members'
@@ -42,7 +43,8 @@ def _columns(config: ModelConfig) -> list[str]:
     lines = []
     columns, missing = config.columns, config.missing_values
     if columns is not None and (columns.keys or columns.ignored):
-        keys, ignored = _names(columns.keys) or "none", _names(columns.ignored) or "none"
+        keys = shortened(columns.keys, 6) or "none"
+        ignored = shortened(columns.ignored, 6) or "none"
         lines.append(f"  columns     keys (kept with each row): {keys}; ignored: {ignored}")
     if missing is not None and missing.training_cells:
         lines.append(
@@ -56,8 +58,3 @@ def _threshold_scores(training: TrainingSummary) -> str:
     if training.threshold_source == "out_of_fold":
         return f"out-of-fold scores of {training.threshold_rows} rows, cross-fitted"
     return f"{training.threshold_rows} validation scores"
-
-
-def _names(names: list[str], shown: int = 6) -> str:
-    more = f", ... (+{len(names) - shown})" if len(names) > shown else ""
-    return ", ".join(names[:shown]) + more
