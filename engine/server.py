@@ -18,10 +18,10 @@ from datasentinel.engine.model.providers import TensorRTOptions
 from datasentinel.engine.model.reload import ModelReloader
 from datasentinel.engine.model.session import RuntimeOptions, load_model
 from datasentinel.engine.port_file import write_port_file
-from datasentinel.engine.protocol import decoding, keepalive
+from datasentinel.engine.protocol import decoding
+from datasentinel.engine.protocol import options as grpc_options
 from datasentinel.engine.protocol.oip_servicer import InferenceServicer
 from datasentinel.engine.protocol.v1_servicer import AnomalyScorerServicer
-from datasentinel.engine.scoring.admission import server_options as limit_options
 from datasentinel.engine.scoring.core import Limits, ScoringCore
 from datasentinel.engine.security import add_port, auth_interceptors
 from datasentinel.engine.settings import EngineSettings
@@ -156,14 +156,7 @@ def _build_server(
         # Past this, calls get RESOURCE_EXHAUSTED at once instead of queueing
         # (engine/scoring/admission.py).
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
-        options=[
-            *limit_options(max_bytes, settings.max_streams_per_connection),
-            # gRPC shares ports by default (SO_REUSEPORT): then a second engine on a busy port
-            # would silently split traffic with the first instead of failing. Only our own
-            # workers share it, after the supervisor checked that the port was free.
-            ("grpc.so_reuseport", int(reuse_port)),
-            *keepalive.server_options(settings),
-        ],
+        options=grpc_options.server_options(settings, reuse_port),
     )
     # decoding.register: the generated registration, with request decoding that cannot fail a call.
     buffer = int(settings.stream_buffer_mb * 1024 * 1024)

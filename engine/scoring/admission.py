@@ -1,5 +1,6 @@
-"""Admission control: how many vectors the scoring core holds at once, and the transport limits
-(message size, concurrent RPCs, streams per connection) that keep one client from taking it all.
+"""Admission control: how many vectors the scoring core holds at once (the transport limits that
+keep one client from taking it all, message size and streams per connection, are gRPC options:
+engine/protocol/options.py).
 
 Unary calls over the row limit are refused at once (RESOURCE_EXHAUSTED): queueing them would only
 turn overload into latency and memory. Stream messages wait for room instead (first come, first
@@ -13,29 +14,6 @@ import asyncio
 from collections import deque
 
 from datasentinel.engine.errors import Overloaded
-
-# The transport accepts messages somewhat above the app's limit so that the engine, not gRPC,
-# answers a message between the two: as one failed request (RESOURCE_EXHAUSTED), while a stream
-# goes on. A message above the transport limit ends its whole call (gRPC's own RESOURCE_EXHAUSTED).
-TRANSPORT_MARGIN = 0.25
-MIN_TRANSPORT_MARGIN_BYTES = 1 << 20
-
-
-def transport_receive_limit(app_limit_bytes: int) -> int:
-    margin = max(MIN_TRANSPORT_MARGIN_BYTES, int(app_limit_bytes * TRANSPORT_MARGIN))
-    return app_limit_bytes + margin
-
-
-def server_options(
-    max_message_bytes: int, max_streams_per_connection: int
-) -> list[tuple[str, int]]:
-    """gRPC server channel arguments for the limits above."""
-    return [
-        ("grpc.max_receive_message_length", transport_receive_limit(max_message_bytes)),
-        ("grpc.max_send_message_length", max_message_bytes),
-        # HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: a client opening more waits for a free one.
-        ("grpc.max_concurrent_streams", max_streams_per_connection),
-    ]
 
 
 class RowAdmission:

@@ -1,6 +1,7 @@
-"""The engine's liveness settings become grpc core channel arguments."""
+"""The engine's settings become grpc core channel arguments, all in one list: limits, port
+sharing, liveness."""
 
-from datasentinel.engine.protocol.keepalive import server_options
+from datasentinel.engine.protocol.options import server_options, transport_receive_limit
 from datasentinel.engine.settings import EngineSettings
 
 
@@ -27,3 +28,19 @@ def test_settings_come_from_the_environment(monkeypatch):
     assert "grpc.max_connection_idle_ms" not in options  # 0 = never
     assert options["grpc.max_connection_age_ms"] == 600_000
     assert options["grpc.max_connection_age_grace_ms"] == 30_000
+
+
+def test_transport_limit_is_above_the_app_limit_and_streams_are_capped(monkeypatch):
+    monkeypatch.setenv("ENGINE_MAX_MESSAGE_MB", "64")
+    monkeypatch.setenv("ENGINE_MAX_STREAMS_PER_CONNECTION", "7")
+    options = dict(server_options(EngineSettings()))
+    assert options["grpc.max_receive_message_length"] == transport_receive_limit(64 << 20)
+    assert transport_receive_limit(64 << 20) > 64 << 20
+    assert transport_receive_limit(1) >= 1 + (1 << 20)
+    assert options["grpc.max_send_message_length"] == 64 << 20
+    assert options["grpc.max_concurrent_streams"] == 7
+
+
+def test_only_workers_share_the_port():
+    assert dict(server_options(EngineSettings()))["grpc.so_reuseport"] == 0
+    assert dict(server_options(EngineSettings(), reuse_port=True))["grpc.so_reuseport"] == 1

@@ -10,11 +10,7 @@ import pytest
 
 from datasentinel.engine.errors import Overloaded
 from datasentinel.engine.model.session import RuntimeOptions, load_model
-from datasentinel.engine.scoring.admission import (
-    RowAdmission,
-    server_options,
-    transport_receive_limit,
-)
+from datasentinel.engine.scoring.admission import RowAdmission
 from datasentinel.engine.scoring.core import Limits, ScoreBatch, ScoringCore
 
 
@@ -66,15 +62,6 @@ async def test_a_cancelled_waiter_gives_its_place_back():
     admission.release(10)
     assert admission.rows == 0
     admission.admit(10)
-
-
-def test_transport_limit_is_above_the_app_limit_and_streams_are_capped():
-    options = dict(server_options(64 << 20, 7))
-    assert options["grpc.max_receive_message_length"] == transport_receive_limit(64 << 20)
-    assert transport_receive_limit(64 << 20) > 64 << 20
-    assert transport_receive_limit(1) >= 1 + (1 << 20)
-    assert options["grpc.max_send_message_length"] == 64 << 20
-    assert options["grpc.max_concurrent_streams"] == 7
 
 
 @pytest.fixture
