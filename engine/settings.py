@@ -145,7 +145,7 @@ class EngineSettings(BaseSettings):
         description="Logging level: DEBUG, INFO, WARNING or ERROR. Env: ENGINE_LOG_LEVEL.",
     )
 
-    # Security (engine/security/, engine/metrics/endpoint.py; README "Security").
+    # Security (engine/security/, engine/metrics/endpoint.py; engine/README.md "Security").
     tls_cert_file: Path | None = Field(
         None,
         description="Server certificate (PEM, chain allowed): serve TLS on the gRPC port. Reread "
@@ -264,7 +264,7 @@ class EngineSettings(BaseSettings):
     )
 
     # Overload and resource limits (engine/scoring/admission.py, engine/protocol/decoding.py;
-    # README "Failure behaviour").
+    # engine/README.md "Failure behaviour").
     max_concurrent_rpcs: int = Field(
         256,
         ge=1,

@@ -133,8 +133,8 @@ class ProducerSettings(BaseSettings):
         "flagged rows and failures), 'all', or 'none'. Env: PRODUCER_SHOW.",
     )
 
-    # Balancing (producer/stream/fanout.py; README "Failure behaviour"): one stream feeds one
-    # replica.
+    # Balancing (producer/stream/fanout.py; engine/README.md "Failure behaviour"): one stream
+    # feeds one replica.
     streams: int = Field(
         1,
         ge=1,
@@ -144,8 +144,8 @@ class ProducerSettings(BaseSettings):
         "Env: PRODUCER_STREAMS.",
     )
 
-    # Recovery (producer/stream/retry.py; README "Failure behaviour"): reconnect, resend, hang
-    # detection.
+    # Recovery (producer/stream/retry.py; engine/README.md "Failure behaviour"): reconnect,
+    # resend, hang detection.
     max_retry_seconds: float = Field(
         60,
         gt=0,
@@ -163,7 +163,8 @@ class ProducerSettings(BaseSettings):
         "Env: PRODUCER_ANSWER_TIMEOUT.",
     )
 
-    # Security (producer/channel/security.py; README "Security"): TLS, mutual TLS, the bearer token.
+    # Security (producer/channel/security.py; engine/README.md "Security"): TLS, mutual TLS, the
+    # bearer token.
     tls: bool = Field(
         False,
         description="Connect with TLS, trusting the system's CAs (implied by the other "
