@@ -8,12 +8,12 @@ import logging
 import os
 import sys
 
-from datasentinel.cli import run_command
 from datasentinel.engine.errors import EngineError
 from datasentinel.engine.security import check_security
 from datasentinel.engine.server import configure_logging, run_engine
 from datasentinel.engine.settings import EngineSettings
 from datasentinel.engine.workers.supervisor import run_workers
+from datasentinel.settings_loader import run_command
 
 log = logging.getLogger("datasentinel.engine")
 

@@ -9,8 +9,8 @@ from typing import Annotated
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from datasentinel.cli import COMMAS
 from datasentinel.engine.model.providers import DEFAULT_PREFERENCE
+from datasentinel.settings_loader import COMMAS
 
 
 class EngineSettings(BaseSettings):

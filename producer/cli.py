@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import sys
 
-from datasentinel.cli import run_command
 from datasentinel.producer.app import run
 from datasentinel.producer.errors import EXIT_INTERRUPTED, ProducerError
 from datasentinel.producer.settings import ProducerSettings
+from datasentinel.settings_loader import run_command
 
 log = logging.getLogger("datasentinel.producer")
 

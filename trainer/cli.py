@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from datasentinel.cli import run_command
+from datasentinel.settings_loader import run_command
 from datasentinel.trainer.errors import TrainerError
 from datasentinel.trainer.pipeline import train_and_export
 from datasentinel.trainer.report.summary import format_summary

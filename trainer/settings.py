@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, PositiveFloat, PositiveInt
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from datasentinel.cli import COMMAS
+from datasentinel.settings_loader import COMMAS
 
 
 class TrainerSettings(BaseSettings):

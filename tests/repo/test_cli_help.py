@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from datasentinel.cli import load_settings
 from datasentinel.engine.settings import EngineSettings
+from datasentinel.settings_loader import load_settings
 from datasentinel.trainer.settings import TrainerSettings
 from tests.conftest import REPO
 
