@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 import subprocess
@@ -183,6 +184,24 @@ def tiny_config(
         ),
         **v3_fields,
     )
+
+
+def run_module(module: str, *args, timeout: float = 300, stdin: str | None = None):
+    """``python -m module args`` from the repository root, output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=stdin,
+    )
+
+
+def read_csv_rows(path: Path) -> list[dict[str, str]]:
+    """A CSV's rows as dicts keyed by its header."""
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
 
 
 @pytest.fixture

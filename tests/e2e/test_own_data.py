@@ -2,36 +2,21 @@
 ISO timestamp, a text machine id, 12 sensors, a label and a few empty cells; trained, served and
 scored by real processes, the answers checked row by row."""
 
-import csv
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from datasentinel import sensor_log
 from datasentinel.client import Client
-from tests.conftest import REPO, spawn_engine, wait_serving
+from tests.conftest import read_csv_rows, run_module, spawn_engine, wait_serving
 
 TRAIN_ROWS = 3000
 SCORE_ROWS = 600
 
 
-def run(module, *args, timeout=300, stdin=None):
-    return subprocess.run(
-        [sys.executable, "-m", module, *map(str, args)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        input=stdin,
-    )
-
-
-def read_rows(path):
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
+run = run_module
+read_rows = read_csv_rows
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +69,7 @@ def test_text_and_time_columns_become_keys_and_empty_cells_are_filled(trained):
 
 def test_every_row_answered_with_its_keys_in_input_order(trained, scored):
     rows, _ = scored
-    with open(trained[0] / "score.csv", newline="") as handle:
-        source = list(csv.DictReader(handle))
+    source = read_rows(trained[0] / "score.csv")
     assert len(rows) == SCORE_ROWS
     assert [r["timestamp"] for r in rows] == [s["timestamp"] for s in source]
     assert [r["machine_id"] for r in rows] == [s["machine_id"] for s in source]
@@ -94,8 +78,7 @@ def test_every_row_answered_with_its_keys_in_input_order(trained, scored):
 
 def test_rows_with_empty_cells_are_scored_and_name_the_missing_feature(trained, scored):
     rows, _ = scored
-    with open(trained[0] / "score.csv", newline="") as handle:
-        source = list(csv.DictReader(handle))
+    source = read_rows(trained[0] / "score.csv")
     empty = {i: [k for k, v in s.items() if v == ""] for i, s in enumerate(source)}
     empty = {i: names for i, names in empty.items() if names}
     assert empty
@@ -135,8 +118,7 @@ def test_a_per_run_threshold_is_used_and_reported(trained, engine, scored):
 
 
 def test_the_python_client_gives_the_producers_answers(trained, engine, scored):
-    with open(trained[0] / "score.csv", newline="") as handle:
-        source = list(csv.DictReader(handle))[:50]
+    source = read_rows(trained[0] / "score.csv")[:50]
     with Client(f"127.0.0.1:{engine.port}") as client:
         dicts = [{k: (None if v == "" else v) for k, v in row.items()} for row in source]
         results = client.score(dicts, top_features=2)
@@ -150,8 +132,7 @@ def test_a_displaced_sensor_is_named_first_with_its_expected_value(trained, engi
     """A sensor pushed six spreads off: how often it is the top feature (measured: printed)."""
     folder = trained[0]
     sensor_log.write(folder / "clean.csv", 200, seed=9, empty_cells=0)
-    with open(folder / "clean.csv", newline="") as handle:
-        source = list(csv.DictReader(handle))
+    source = read_rows(folder / "clean.csv")
     with Client(f"127.0.0.1:{engine.port}") as client:
         names = client.feature_names
         table = np.array([[float(row[n]) for n in names] for row in source])

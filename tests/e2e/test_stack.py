@@ -1,17 +1,13 @@
 """The whole stack as a user runs it: trainer, then the engine on its artifacts, then the producer,
 each a real process, the engine on a free port."""
 
-import csv
-import subprocess
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
 from datasentinel.synthetic import generate
-from tests.conftest import REPO
+from tests.conftest import read_csv_rows, run_module
 
 # Detection bar on unseen built-in data, for a small training run (6,000 rows). Measured: ROC-AUC
 # 1.00, precision ~0.86, recall ~1.0 at the default 0.98 quantile. An untrained model, or one
@@ -22,14 +18,7 @@ MIN_RECALL = 0.8
 MIN_PRECISION = 0.6
 
 
-def run(module, *args, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", module, *map(str, args)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+run = run_module
 
 
 def train(models_dir, *args):
@@ -42,9 +31,7 @@ def produce(engine, *args):
     return run("producer", "--engine-host", "127.0.0.1", "--engine-port", engine.port, *args)
 
 
-def read_results(path):
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
+read_results = read_csv_rows
 
 
 @pytest.fixture(scope="module")

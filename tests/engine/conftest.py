@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from datasentinel.engine.model.session import RuntimeOptions, load_model
@@ -17,3 +19,11 @@ async def core(tiny_model):
     await core.start()
     yield core
     await core.close()
+
+
+async def wait_outcomes(outcomes: list, count: int, polls: int = 250) -> None:
+    """Returns once a reloader reported ``count`` outcomes, or after ``polls`` x 20 ms."""
+    for _ in range(polls):
+        if len(outcomes) >= count:
+            return
+        await asyncio.sleep(0.02)

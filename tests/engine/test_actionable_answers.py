@@ -21,6 +21,7 @@ from datasentinel.engine.settings import EngineSettings
 from datasentinel.model_config import CONFIG_FILENAME
 from datasentinel.v1 import scoring_pb2 as pb
 from tests.conftest import build_tiny_model
+from tests.engine.conftest import wait_outcomes
 
 CPU = RuntimeOptions(providers=("CPUExecutionProvider",))
 DIM = 5
@@ -247,10 +248,7 @@ async def test_editing_the_configs_threshold_and_reloading_gives_a_new_version(v
         config = json.loads(path.read_text())
         config["threshold"] = 1.25  # the model file is the same: only the config changed
         path.write_text(json.dumps(config))
-        for _ in range(250):
-            if outcomes:
-                break
-            await asyncio.sleep(0.02)
+        await wait_outcomes(outcomes, 1)
         assert outcomes == [True]
     finally:
         watcher.cancel()

@@ -11,6 +11,7 @@ from datasentinel.engine.model.session import RuntimeOptions
 from datasentinel.engine.scoring.core import ScoreBatch
 from datasentinel.model_config import CONFIG_FILENAME, MODEL_FILENAME, sha256_file
 from tests.conftest import build_tiny_model
+from tests.engine.conftest import wait_outcomes
 
 CPU = RuntimeOptions(providers=("CPUExecutionProvider",))
 
@@ -78,20 +79,10 @@ async def test_request_forces_a_reload_without_a_change(core, tiny_model):
     watcher = asyncio.create_task(reload.run())
     try:
         reload.request()
-        for _ in range(100):
-            if outcomes:
-                break
-            await asyncio.sleep(0.02)
+        await wait_outcomes(outcomes, 1, polls=100)
         assert outcomes == [True]
     finally:
         watcher.cancel()
-
-
-async def wait_outcomes(outcomes, count):
-    for _ in range(250):
-        if len(outcomes) >= count:
-            return
-        await asyncio.sleep(0.02)
 
 
 async def test_copy_of_config_before_model_is_retried_when_the_model_lands(
