@@ -9,10 +9,11 @@ import signal
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from datasentinel.engine.errors import BindError, EngineError
 from datasentinel.engine.metrics.collectors import metrics
+from datasentinel.engine.metrics.core_calls import core_calls
 from datasentinel.engine.metrics.endpoint import serve_metrics
 from datasentinel.engine.model.providers import TensorRTOptions
 from datasentinel.engine.model.reload import ModelReloader
@@ -20,6 +21,7 @@ from datasentinel.engine.model.session import RuntimeOptions, load_model
 from datasentinel.engine.port_file import write_port_file
 from datasentinel.engine.protocol import decoding
 from datasentinel.engine.protocol import options as grpc_options
+from datasentinel.engine.protocol.call_admission import CallAdmission, CallLimits
 from datasentinel.engine.protocol.oip_servicer import InferenceServicer
 from datasentinel.engine.protocol.v1_servicer import AnomalyScorerServicer
 from datasentinel.engine.scoring.core import Limits, ScoringCore
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AnomalyScorer"].full_name
 OIP_SERVICE_NAME = oip.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
+HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -131,17 +134,37 @@ async def serve(
         log.info("SERVING model %s on %s", model.model_version, model.provider)
         write_port_file(settings.port_file, port)
         async with asyncio.TaskGroup() as background:
-            watch = background.create_task(reloader.run())
-            hup = background.create_task(_forward(signals.reload, reloader.request))
+            tasks = [
+                background.create_task(reloader.run()),
+                background.create_task(_forward(signals.reload, reloader.request)),
+                background.create_task(core_calls().run()),
+            ]
             await signals.requested.wait()
-            watch.cancel()
-            hup.cancel()
+            for task in tasks:
+                task.cancel()
     finally:
         core.ready = False
         await health.enter_graceful_shutdown()
         await _stop(server, settings.grace_seconds, signals.forced)
         await core.close()
         log.info("stopped")
+
+
+def call_limits(settings: EngineSettings) -> CallLimits:
+    return CallLimits(
+        calls=settings.max_concurrent_rpcs,
+        calls_per_peer=settings.max_calls_per_peer,
+        watches=settings.max_health_watches,
+        watches_per_peer=settings.max_health_watches_per_peer,
+        stream_idle_seconds=settings.stream_idle_seconds,
+    )
+
+
+def backstop_rpcs(limits: CallLimits) -> int:
+    """gRPC's own call cap, far above the budgets of engine/protocol/call_admission.py (which
+    refuse first, and count it): only a bound on memory if those were ever bypassed. Health
+    checks and calls being refused hold a gRPC slot for a moment too, hence the margin."""
+    return 2 * (limits.calls + limits.watches) + 256
 
 
 def _build_server(
@@ -151,38 +174,36 @@ def _build_server(
     reuse_port: bool,
 ) -> grpc.aio.Server:
     max_bytes = settings.max_message_mb * 1024 * 1024
+    admission = CallAdmission(call_limits(settings))
     server = grpc.aio.server(
         interceptors=auth_interceptors(settings),
-        # Past this, calls get RESOURCE_EXHAUSTED at once instead of queueing
-        # (engine/scoring/admission.py).
-        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
+        maximum_concurrent_rpcs=backstop_rpcs(admission.limits),
         options=grpc_options.server_options(settings, reuse_port),
     )
-    # decoding.register: the generated registration, with request decoding that cannot fail a call.
+    # decoding.register: the generated registration, with request decoding that cannot fail a
+    # call, and each handler inside its call budget.
     buffer = int(settings.stream_buffer_mb * 1024 * 1024)
-    decoding.register(
-        pb_grpc.add_AnomalyScorerServicer_to_server,
-        AnomalyScorerServicer(core, settings.stream_window, buffer),
-        server,
-        max_bytes,
-    )
-    decoding.register(
-        oip_grpc.add_GRPCInferenceServiceServicer_to_server,
-        InferenceServicer(core, settings.oip_model_name, settings.stream_window, buffer),
-        server,
-        max_bytes,
-    )
-    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    services = [
+        (
+            pb_grpc.add_AnomalyScorerServicer_to_server,
+            AnomalyScorerServicer(core, settings.stream_window, buffer),
+        ),
+        (
+            oip_grpc.add_GRPCInferenceServiceServicer_to_server,
+            InferenceServicer(core, settings.oip_model_name, settings.stream_window, buffer),
+        ),
+        (health_pb2_grpc.add_HealthServicer_to_server, health),
+    ]
     if settings.reflection:
-        reflection.enable_server_reflection(
+        names = (SERVICE_NAME, OIP_SERVICE_NAME, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME)
+        services.append(
             (
-                SERVICE_NAME,
-                OIP_SERVICE_NAME,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ),
-            server,
+                reflection_pb2_grpc.add_ServerReflectionServicer_to_server,
+                reflection.aio.ReflectionServicer(names),
+            )
         )
+    for add_to_server, servicer in services:
+        decoding.register(add_to_server, servicer, server, max_bytes, admission.guard)
     return server
 
 

@@ -268,8 +268,36 @@ class EngineSettings(BaseSettings):
     max_concurrent_rpcs: int = Field(
         256,
         ge=1,
-        description="Calls served at once by one engine process, streams and health checks "
-        "included; more get RESOURCE_EXHAUSTED at once. Env: ENGINE_MAX_CONCURRENT_RPCS.",
+        description="Calls served at once by one engine process (unary calls and streams; "
+        "health checks have their own budget); more get RESOURCE_EXHAUSTED at once. "
+        "Env: ENGINE_MAX_CONCURRENT_RPCS.",
+    )
+    max_calls_per_peer: int = Field(
+        128,
+        ge=1,
+        description="Of those, how many one client address may hold, so that one client (or "
+        "a stranger with idle streams) cannot take them all; set it to max-concurrent-rpcs "
+        "when every client comes through one proxy. Env: ENGINE_MAX_CALLS_PER_PEER.",
+    )
+    max_health_watches: int = Field(
+        64,
+        ge=0,
+        description="Health Watch streams open at once (they need no token and never take a "
+        "scoring slot); health Check calls are always answered. "
+        "Env: ENGINE_MAX_HEALTH_WATCHES.",
+    )
+    max_health_watches_per_peer: int = Field(
+        8,
+        ge=0,
+        description="Health Watch streams one client address may hold. "
+        "Env: ENGINE_MAX_HEALTH_WATCHES_PER_PEER.",
+    )
+    stream_idle_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="A stream that sends no request for this long is closed (UNAVAILABLE; "
+        "nothing of it is lost, clients reopen it when they have data); 0 = never. "
+        "Env: ENGINE_STREAM_IDLE_SECONDS.",
     )
     max_streams_per_connection: int = Field(
         128,

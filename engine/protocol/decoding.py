@@ -64,17 +64,30 @@ def safe_deserializer(parse: Callable[[bytes], Any], max_bytes: int) -> Callable
     return deserialize
 
 
+Guard = Callable[[str, grpc.RpcMethodHandler], grpc.RpcMethodHandler]
+
+
 def register(
-    add_to_server: Callable[[Any, Any], None], servicer: Any, server: Any, max_bytes: int
+    add_to_server: Callable[[Any, Any], None],
+    servicer: Any,
+    server: Any,
+    max_bytes: int,
+    guard: Guard | None = None,
 ) -> None:
     """Like the generated ``add_*Servicer_to_server(servicer, server)``, but with safe request
-    decoding: the generated handlers are taken as they are, their deserializers replaced."""
+    decoding: the generated handlers are taken as they are, their deserializers replaced.
+    ``guard(method_path, handler)`` may wrap each handler further (call admission)."""
     recorder = _Recorder()
     add_to_server(servicer, recorder)
     handlers = {
         method: _safe_handler(f"{method}", handler, max_bytes)
         for method, handler in recorder.handlers.items()
     }
+    if guard is not None:
+        handlers = {
+            method: guard(f"/{recorder.service}/{method}", handler)
+            for method, handler in handlers.items()
+        }
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(recorder.service, handlers),)
     )

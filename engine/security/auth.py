@@ -20,6 +20,8 @@ import grpc
 
 from datasentinel.engine.errors import EngineError
 from datasentinel.engine.file_identity import file_identity
+from datasentinel.engine.metrics import refusals as reasons
+from datasentinel.engine.metrics.refusals import refusals
 from datasentinel.engine.settings import EngineSettings
 from datasentinel.secret_files import parse_tokens
 
@@ -125,44 +127,36 @@ def _authorization(metadata) -> str | None:
     return None
 
 
-async def _deny_unary(request, context: grpc.aio.ServicerContext):
-    await context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_MESSAGE)
+def _denial(method: str) -> grpc.RpcMethodHandler:
+    """A handler that refuses the call, counted, without reading its message. Request-streaming
+    whatever the method: gRPC reads a unary call's whole message before calling its handler (16
+    callers without a token sending 64 MB each took the engine from 113 to 1,423 MB), a streaming
+    handler reads nothing until it asks. The client cannot tell the difference."""
+    rpc = method.rsplit("/", 1)[-1]
 
+    async def deny(requests, context: grpc.aio.ServicerContext) -> None:
+        refusals().refused(rpc, "UNAUTHENTICATED", reasons.UNAUTHENTICATED, context.peer())
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_MESSAGE)
 
-async def _deny_stream(request_or_iterator, context: grpc.aio.ServicerContext):
-    await context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_MESSAGE)
-    yield  # pragma: no cover - makes this an async generator, as a streaming handler must be
-
-
-def _denial(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-    """A handler of the same kind as ``handler`` that refuses the call without reading it."""
-    if handler.response_streaming:
-        make = (
-            grpc.stream_stream_rpc_method_handler
-            if handler.request_streaming
-            else grpc.unary_stream_rpc_method_handler
-        )
-        return make(_deny_stream)
-    if handler.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(_deny_unary)
-    return grpc.unary_unary_rpc_method_handler(_deny_unary)
+    return grpc.stream_unary_rpc_method_handler(deny)
 
 
 class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
     """Lets a call through when its ``authorization`` metadata carries an accepted token, or when
-    it is a health check; refuses it UNAUTHENTICATED otherwise."""
+    it is a health check; refuses it UNAUTHENTICATED otherwise, unknown methods included (an
+    UNIMPLEMENTED answer would let a stranger list the methods)."""
 
     def __init__(self, tokens: TokenFile) -> None:
         self._tokens = tokens
 
     async def intercept_service(self, continuation, handler_call_details):
-        if handler_call_details.method.startswith(HEALTH_PREFIX):
+        method = handler_call_details.method
+        if method.startswith(HEALTH_PREFIX):
             return await continuation(handler_call_details)
         header = _authorization(handler_call_details.invocation_metadata)
-        handler = await continuation(handler_call_details)
-        if handler is None or self._tokens.accepts_header(header):
-            return handler  # None: unknown method, UNIMPLEMENTED as usual
-        return _denial(handler)
+        if self._tokens.accepts_header(header):
+            return await continuation(handler_call_details)  # None: UNIMPLEMENTED as usual
+        return _denial(method)
 
 
 def token_file(settings: EngineSettings) -> TokenFile | None:
