@@ -12,7 +12,9 @@ from typing import TypeVar
 import grpc
 
 from datasentinel.engine import errors
+from datasentinel.engine.metrics import refusals as reasons
 from datasentinel.engine.metrics.collectors import metrics
+from datasentinel.engine.metrics.refusals import refusals
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,14 @@ _CODES: dict[type[errors.EngineError], grpc.StatusCode] = {
 }
 
 
+# Errors that turn a client away for the engine's sake, not for a fault in the request: counted
+# in datasentinel_refused_calls too, so shedding shows beside the other refusals.
+_REASONS: dict[type[errors.EngineError], str] = {
+    errors.TooLarge: reasons.TOO_LARGE,
+    errors.Overloaded: reasons.SHED,
+}
+
+
 def status_for(exc: Exception) -> tuple[grpc.StatusCode, str]:
     """The status code and message a client gets for ``exc``. Unknown errors are bugs: logged with
     their traceback, reported as INTERNAL without internals."""
@@ -37,6 +47,17 @@ def status_for(exc: Exception) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__}); see the engine log"
 
 
+def failed(rpc: str, exc: Exception, seconds: float) -> tuple[grpc.StatusCode, str]:
+    """``status_for(exc)``, with the failed request recorded: in datasentinel_requests by its
+    code and, for a refusal (shed, too large), in datasentinel_refused_calls by its reason."""
+    code, message = status_for(exc)
+    metrics().observe_request(rpc, code.name, seconds)
+    reason = next((_REASONS[k] for k in type(exc).__mro__ if k in _REASONS), None)
+    if reason is not None:
+        refusals().count(rpc, code.name, reason)
+    return code, message
+
+
 T = TypeVar("T")
 
 
@@ -45,20 +66,21 @@ async def outcome(rpc: str, work: Awaitable[T]) -> tuple[T | None, grpc.StatusCo
     records the request in the metrics: every unary call and every stream message passes here."""
     start = time.perf_counter()
     try:
-        result, code, message = await work, grpc.StatusCode.OK, ""
+        result = await work
     except Exception as exc:
-        result, (code, message) = None, status_for(exc)
+        return None, *failed(rpc, exc, time.perf_counter() - start)
     except asyncio.CancelledError:
         cancelled(rpc, start)
         raise
-    metrics().observe_request(rpc, code.name, time.perf_counter() - start)
-    return result, code, message
+    metrics().observe_request(rpc, grpc.StatusCode.OK.name, time.perf_counter() - start)
+    return result, grpc.StatusCode.OK, ""
 
 
 def cancelled(rpc: str, start: float) -> None:
     """Records a call the client cancelled or let its deadline pass (gRPC cancels the handler):
     under overload these are the calls that waited too long, so they must show."""
     metrics().observe_request(rpc, grpc.StatusCode.CANCELLED.name, time.perf_counter() - start)
+    refusals().count(rpc, grpc.StatusCode.CANCELLED.name, reasons.CANCELLED)
     log.debug(
         "%s cancelled by the client (cancel or deadline) after %.3f s",
         rpc,
@@ -68,8 +90,7 @@ def cancelled(rpc: str, start: float) -> None:
 
 async def reject(rpc: str, exc: Exception, context: grpc.aio.ServicerContext) -> None:
     """Ends a unary call with ``exc``'s status, recorded like any other failed request."""
-    code, message = status_for(exc)
-    metrics().observe_request(rpc, code.name, 0.0)
+    code, message = failed(rpc, exc, 0.0)
     await context.abort(code, message)
 
 

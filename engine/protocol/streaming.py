@@ -22,7 +22,7 @@ from typing import TypeVar
 import grpc
 
 from datasentinel.engine.metrics.collectors import metrics
-from datasentinel.engine.protocol.status import cancelled, status_for
+from datasentinel.engine.protocol.status import cancelled, failed
 from datasentinel.engine.scoring.core import ScoreBatch, ScoredBatch, ScoringCore
 
 Request = TypeVar("Request")
@@ -127,9 +127,9 @@ async def score_all(
             if isinstance(result, Exception):
                 raise result
             answers.append(answer(request, ready[1], result))
-            code = grpc.StatusCode.OK
         except Exception as exc:
-            code, message = status_for(exc)
+            code, message = failed(rpc, exc, time.perf_counter() - start)
             answers.append(error(request, code, message))
-        metrics().observe_request(rpc, code.name, time.perf_counter() - start)
+        else:
+            metrics().observe_request(rpc, grpc.StatusCode.OK.name, time.perf_counter() - start)
     return answers

@@ -1,5 +1,7 @@
 """A call the client cancels (or lets its deadline pass) shows in the requests metric as
-CANCELLED, unary and stream alike: under overload these are the calls that waited too long."""
+CANCELLED, unary and stream alike: under overload these are the calls that waited too long.
+Refusals for the engine's sake (shed, too large) and cancellations show in the refusals metric
+too, by reason; a fault in the request does not."""
 
 from __future__ import annotations
 
@@ -7,7 +9,9 @@ import asyncio
 
 import pytest
 
+from datasentinel.engine import errors
 from datasentinel.engine.metrics.collectors import metrics
+from datasentinel.engine.metrics.refusals import refusals
 from datasentinel.engine.protocol.status import outcome
 from datasentinel.engine.protocol.streaming import answer_in_order
 
@@ -16,14 +20,40 @@ def cancelled_count(rpc: str) -> float:
     return metrics().requests.labels(rpc, "CANCELLED")._value.get()
 
 
+def refused_count(code: str, reason: str) -> float:
+    return refusals().counter.labels(code, reason)._value.get()
+
+
+@pytest.mark.parametrize(
+    "error, code, reason",
+    [
+        (errors.Overloaded("full"), "RESOURCE_EXHAUSTED", "shed"),
+        (errors.TooLarge("big"), "RESOURCE_EXHAUSTED", "too_large"),
+        (errors.InvalidInput("bad"), "INVALID_ARGUMENT", None),
+    ],
+)
+async def test_refusals_for_the_engines_sake_are_counted_by_reason(error, code, reason):
+    async def fail():
+        raise error
+
+    reasons = ["shed", "too_large", "cancelled"]
+    before = {r: refused_count(code, r) for r in reasons}
+    _, got, message = await outcome("RefusalProbe", fail())
+    assert (got.name, message) == (code, str(error))
+    grew = [r for r in reasons if refused_count(code, r) > before[r]]
+    assert grew == ([reason] if reason else [])
+
+
 async def test_a_cancelled_unary_call_is_counted():
     before = cancelled_count("UnaryProbe")
     call = asyncio.create_task(outcome("UnaryProbe", asyncio.Event().wait()))
     await asyncio.sleep(0)
     call.cancel()
+    refused_before = refused_count("CANCELLED", "cancelled")
     with pytest.raises(asyncio.CancelledError):
         await call
     assert cancelled_count("UnaryProbe") - before == 1
+    assert refused_count("CANCELLED", "cancelled") - refused_before == 1
 
 
 async def test_a_cancelled_stream_is_counted():
