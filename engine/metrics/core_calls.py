@@ -18,7 +18,7 @@ import json
 import logging
 
 from grpc._cython import cygrpc
-from prometheus_client import Counter
+from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +36,21 @@ def core_totals() -> dict[str, int]:
 
 
 class CoreCalls:
-    def __init__(self) -> None:
+    def __init__(self, totals=core_totals, registry: CollectorRegistry = REGISTRY) -> None:
         self.counter = Counter(
             "datasentinel_grpc_calls",
             "Calls as gRPC's core counted them, by outcome (started, succeeded, failed), "
-            "including calls refused or cancelled before the engine's code saw them: 'failed' "
-            "minus the non-OK datasentinel_requests is what gRPC shed by itself.",
+            "including those the engine's code never saw: started - succeeded - failed, less "
+            "the calls in progress, is what gRPC's core dropped by itself under overload "
+            "(clients see CANCELLED).",
             ["outcome"],
+            registry=registry,
         )
+        self._totals = totals
         self._seen = dict.fromkeys(OUTCOMES, 0)
 
     def poll(self) -> None:
-        totals = core_totals()
+        totals = self._totals()
         for outcome, total in totals.items():
             if total > self._seen[outcome]:
                 self.counter.labels(outcome).inc(total - self._seen[outcome])

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 
-from prometheus_client import Counter
+from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
 from datasentinel.engine.metrics.collectors import metrics
 
@@ -36,7 +36,12 @@ CANCELLED = "cancelled"  # the client cancelled, or its deadline passed, before 
 class Refusals:
     """The ``datasentinel_refused_calls`` counter and its rate-limited log."""
 
-    def __init__(self, clock=time.monotonic, interval: float = LOG_INTERVAL_SECONDS) -> None:
+    def __init__(
+        self,
+        clock=time.monotonic,
+        interval: float = LOG_INTERVAL_SECONDS,
+        registry: CollectorRegistry = REGISTRY,
+    ) -> None:
         self.counter = Counter(
             "datasentinel_refused_calls",
             "Calls (or stream messages) refused or ended without an answer, by gRPC status code "
@@ -44,6 +49,7 @@ class Refusals:
             "shed, too_large, cancelled. Anything but 'cancelled' rising means clients are "
             "being turned away.",
             ["code", "reason"],
+            registry=registry,
         )
         self._clock = clock
         self._interval = interval
@@ -99,13 +105,13 @@ class Refusals:
         reason: str, count: int, rpc: str, code: str, peer: str, summed: bool = False
     ) -> None:
         log.warning(
-            "refused %d call(s)%s: %s (%s, latest %s from %s)",
+            "refused %d call(s)%s: %s (%s, latest %s%s)",
             count,
             " since the previous line" if summed else "",
             reason,
             code,
             rpc,
-            peer or "an unknown peer",
+            f" from {peer}" if peer else "",
         )
 
 
