@@ -45,9 +45,13 @@ from datasentinel.v1 import scoring_pb2 as pb  # noqa: E402
 SCORE = "/datasentinel.v1.AnomalyScorer/Score"
 STREAM = "/datasentinel.v1.AnomalyScorer/ScoreStream"
 DEADLINE_S = 1.0
+CORE_POLL_S = 2.5  # the engine copies gRPC core's call counts every 2 s
 CONNECTIONS = 16
 NO_LIMITS = {  # roughly the engine before the limits: nothing capped
     "ENGINE_MAX_CONCURRENT_RPCS": "1000000",
+    "ENGINE_MAX_CALLS_PER_PEER": "1000000",
+    "ENGINE_MAX_HEALTH_WATCHES": "1000000",
+    "ENGINE_MAX_HEALTH_WATCHES_PER_PEER": "1000000",
     "ENGINE_MAX_INFLIGHT_ROWS": "1000000000",
     "ENGINE_STREAM_BUFFER_MB": "100000",
     "ENGINE_MAX_STREAMS_PER_CONNECTION": "100000",
@@ -177,13 +181,34 @@ def start_engine(models_dir: Path, env: dict[str, str]) -> tuple[subprocess.Pope
 
 
 def server_codes(process: subprocess.Popen) -> dict[str, float]:
-    """The engine's own count of requests by (rpc, status code), from its /metrics."""
+    """The engine's own counts, from its /metrics: requests by (rpc, status code), refusals by
+    (code, reason), and the calls gRPC's core started, succeeded and failed (absent before
+    issue 18: a baseline engine shows only requests)."""
     import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
 
     url = f"http://127.0.0.1:{process.metrics_port}/metrics"
     text = urllib.request.urlopen(url, timeout=10).read().decode()
-    pattern = r'datasentinel_requests_total\{code="(\w+)",rpc="(\w+)"\} ([\d.e+]+)'
-    return {f"{rpc} {code}": float(n) for code, rpc, n in re.findall(pattern, text)}
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = sample.labels
+            if sample.name == "datasentinel_requests_total":
+                out[f"{labels['rpc']} {labels['code']}"] = sample.value
+            elif sample.name == "datasentinel_refused_calls_total":
+                out[f"refused {labels['code']} {labels['reason']}"] = sample.value
+            elif sample.name == "datasentinel_grpc_calls_total":
+                out[f"core {labels['outcome']}"] = sample.value
+    return out
+
+
+def core_dropped(counts: dict[str, int]) -> int:
+    """Calls gRPC's core ended before the engine's code saw them (clients see CANCELLED)."""
+    if "core started" not in counts:
+        return 0
+    done = counts.get("core succeeded", 0) + counts.get("core failed", 0)
+    return counts["core started"] - done
 
 
 def delta(after: dict, before: dict) -> dict:
@@ -276,11 +301,13 @@ def run_config(models_dir: Path, dim: int, env: dict[str, str], seconds: float) 
             spec = ["unary", str(callers // 2), str(seconds)]
             with PeakRss(engine.pid) as rss:
                 result = merge(clients(port, dim, [spec, spec]))
+            time.sleep(CORE_POLL_S)
             out[name] = summary(result, rss.peak)
             out[name]["server"] = delta(server_codes(engine), before)
         before = server_codes(engine)
         with PeakRss(engine.pid) as rss:
             streams = merge(clients(port, dim, [["streams", "256", "4", "4096"]] * 2))
+        time.sleep(CORE_POLL_S)
         out["streams"] = {"codes": streams["codes"], "rss_mb": rss.peak}
         out["streams"]["server"] = delta(server_codes(engine), before)
         out["rss_after_mb"] = rss_mb(engine.pid)
@@ -288,6 +315,155 @@ def run_config(models_dir: Path, dim: int, env: dict[str, str], seconds: float) 
     finally:
         engine.terminate()
         engine.wait(30)
+
+
+# ---- attacks (issue 18): a stranger against a token holder --------------------------------
+
+
+def settle(flood, seconds: float = 15.0) -> None:
+    """Waits until the flood's refused calls stop ending (1 s without change, at most
+    ``seconds``): what is still open then is held by the engine."""
+    deadline, last, quiet_since = time.monotonic() + seconds, -1, time.monotonic()
+    while time.monotonic() < deadline:
+        ended = flood.ended()
+        if ended != last:
+            last, quiet_since = ended, time.monotonic()
+        elif time.monotonic() - quiet_since > 1.0:
+            return
+        time.sleep(0.1)
+
+
+def run_attacks(models_dir: Path, dim: int, env: dict[str, str], tmp: Path) -> dict:
+    """Each attack against a fresh engine: a health Watch flood and huge messages without a
+    token (token required), then 512 idle streams from another address (no token set)."""
+    from tests.forwarder import forwarder
+    from tests.hostile import (
+        STREAM,
+        TOKEN,
+        WATCH,
+        Flood,
+        huge_calls,
+        probes_answered,
+        score_request,
+        token_holder_served,
+    )
+
+    def served(address: str) -> int:
+        return token_holder_served(address, request=score_request(dim))
+
+    tokens = tmp / "tokens"
+    tokens.write_text(TOKEN + "\n")
+    out: dict = {}
+    engine, port = start_engine(models_dir, {**env, "ENGINE_AUTH_TOKEN_FILE": str(tokens)})
+    address = f"127.0.0.1:{port}"
+    try:
+        before = server_codes(engine)
+        with Flood(address, WATCH, calls=1200, channels=12) as flood:
+            settle(flood)
+            out["watch"] = {
+                "flood": dict(flood.codes),
+                "served": served(address),
+                "probes": probes_answered(address),
+            }
+        before = server_codes(engine)
+        codes, rss_before, peak, after = huge_calls(address, engine.pid, calls=16, mb=64)
+        out["huge"] = {
+            "codes": {c: codes.count(c) for c in set(codes)},
+            "rss": (rss_before, peak, after),
+        }
+        import grpc
+
+        from tests.hostile import SCORE
+
+        with grpc.insecure_channel(address) as channel:
+            for _ in range(100):
+                try:
+                    channel.unary_unary(SCORE)(score_request(dim), timeout=5)
+                except grpc.RpcError:
+                    pass
+        out["unauthenticated"] = delta(server_codes(engine), before)
+    finally:
+        engine.terminate()
+        engine.wait(30)
+    idle_env = {**env, "ENGINE_STREAM_IDLE_SECONDS": "5"}
+    engine, port = start_engine(models_dir, idle_env)
+    address = f"127.0.0.1:{port}"
+    try:
+        with (
+            forwarder(("127.0.0.1", port), "127.0.0.2") as attacker,
+            Flood(attacker, STREAM, calls=512, channels=8) as flood,
+        ):
+            settle(flood, seconds=4)
+            out["idle"] = {
+                "flood": dict(flood.codes),
+                "served": served(address),
+                "probes": probes_answered(address),
+            }
+            time.sleep(6)  # past the idle limit
+            out["idle"]["flood_later"] = dict(flood.codes)
+    finally:
+        engine.terminate()
+        engine.wait(30)
+    return out
+
+
+def attack_table(results: dict[str, dict]) -> str:
+    names = list(results)
+    lines = [f"| attack | {' | '.join(names)} |", "|---|" + "---|" * len(names)]
+
+    def row(label, value):
+        lines.append(f"| {label} | " + " | ".join(value(results[n]) for n in names) + " |")
+
+    row(
+        "1,200 Watch streams, no token: token holder's Score OK",
+        lambda r: f"{r['watch']['served']}/20",
+    )
+    row("  health checks answered", lambda r: f"{r['watch']['probes']}/10")
+    row("  the flood's refused calls", lambda r: json.dumps(r["watch"]["flood"]))
+    row(
+        "512 idle streams from 127.0.0.2: Score OK from 127.0.0.1",
+        lambda r: f"{r['idle']['served']}/20",
+    )
+    row("  health checks answered", lambda r: f"{r['idle']['probes']}/10")
+    row("  streams ended at once", lambda r: json.dumps(r["idle"]["flood"]))
+    row(
+        "  streams ended 6 s later (idle limit 5 s)", lambda r: json.dumps(r["idle"]["flood_later"])
+    )
+    row("16 x 64 MB Score, no token: codes", lambda r: json.dumps(r["huge"]["codes"]))
+    row(
+        "  engine RSS before / peak / after, MB",
+        lambda r: " / ".join(f"{v:.0f}" for v in r["huge"]["rss"]),
+    )
+    row(
+        "16 huge + 100 small calls without a token: engine counted",
+        lambda r: json.dumps(r["unauthenticated"]),
+    )
+    return "\n".join(lines)
+
+
+def baseline_env(rev: str, tmp: Path) -> dict[str, str]:
+    """Runs the engine of git revision ``rev`` (the code before a change) in this environment:
+    its files, exported with ``git archive``, laid out as the installed ``datasentinel`` package
+    on PYTHONPATH, which Python searches before the editable install's finder."""
+    import tomllib
+
+    source = tmp / f"src-{rev}"
+    source.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", rev], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
+    dirs = tomllib.loads((source / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-dir"
+    ]
+    package = tmp / f"pkg-{rev}" / "datasentinel"
+    package.mkdir(parents=True)
+    for entry in (source / dirs["datasentinel"]).iterdir():
+        (package / entry.name).symlink_to(entry)
+    for name, folder in dirs.items():
+        if name.count(".") == 1 and not (package / name.split(".")[1]).exists():
+            (package / name.split(".")[1]).symlink_to(source / folder)
+    return {"PYTHONPATH": str(package.parent)}
 
 
 def table(results: dict[str, dict]) -> str:
@@ -306,6 +482,10 @@ def table(results: dict[str, dict]) -> str:
         row(f"{label}: engine peak RSS, MB", lambda r, k=load: f"{r[k]['rss_mb']:.0f}")
         row(f"{label}: client codes", lambda r, k=load: json.dumps(r[k]["codes"]))
         row(f"{label}: engine metrics", lambda r, k=load: json.dumps(r[k]["server"]))
+        row(
+            f"{label}: dropped by gRPC's core (engine's count)",
+            lambda r, k=load: str(core_dropped(r[k]["server"])),
+        )
     row("512 streams x 4 x 4096 vectors: outcomes", lambda r: json.dumps(r["streams"]["codes"]))
     row("512 streams: engine peak RSS, MB", lambda r: f"{r['streams']['rss_mb']:.0f}")
     row("engine RSS afterwards, MB", lambda r: f"{r['rss_after_mb']:.0f}")
@@ -320,6 +500,13 @@ def main() -> None:
     parser.add_argument("--models-dir", type=Path, help="default: a tiny model built for the run")
     parser.add_argument("--dim", type=int, default=16, help="features of the built tiny model")
     parser.add_argument("--seconds", type=float, default=5.0, help="per load level")
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run the engine of this git revision (e.g. the commit before a change), "
+        "in a third column",
+    )
+    parser.add_argument("--attacks-only", action="store_true", help="skip the load levels")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         models_dir, dim = args.models_dir, args.dim
@@ -331,11 +518,22 @@ def main() -> None:
             from datasentinel.model_config import load_config
 
             dim = load_config(models_dir).input_dim
-        results = {
-            "limits on (defaults)": run_config(models_dir, dim, {}, args.seconds),
-            "limits off": run_config(models_dir, dim, NO_LIMITS, args.seconds),
+        configs = {"limits on (defaults)": {}, "limits off": NO_LIMITS}
+        if args.baseline:
+            configs[f"before ({args.baseline})"] = baseline_env(args.baseline, Path(tmp))
+        attacks = {
+            name: run_attacks(models_dir, dim, env, Path(tmp))
+            for name, env in configs.items()
+            if name != "limits off"
         }
-    print(table(results))
+        print(attack_table(attacks), flush=True)
+        if not args.attacks_only:
+            results = {
+                name: run_config(models_dir, dim, env, args.seconds)
+                for name, env in configs.items()
+            }
+            print()
+            print(table(results))
 
 
 if __name__ == "__main__":
