@@ -40,6 +40,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.baseline import baseline_env  # noqa: E402
 from datasentinel.v1 import scoring_pb2 as pb  # noqa: E402
 
 SCORE = "/datasentinel.v1.AnomalyScorer/Score"
@@ -439,31 +440,6 @@ def attack_table(results: dict[str, dict]) -> str:
         lambda r: json.dumps(r["unauthenticated"]),
     )
     return "\n".join(lines)
-
-
-def baseline_env(rev: str, tmp: Path) -> dict[str, str]:
-    """Runs the engine of git revision ``rev`` (the code before a change) in this environment:
-    its files, exported with ``git archive``, laid out as the installed ``datasentinel`` package
-    on PYTHONPATH, which Python searches before the editable install's finder."""
-    import tomllib
-
-    source = tmp / f"src-{rev}"
-    source.mkdir()
-    archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", rev], check=True, capture_output=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
-    dirs = tomllib.loads((source / "pyproject.toml").read_text())["tool"]["setuptools"][
-        "package-dir"
-    ]
-    package = tmp / f"pkg-{rev}" / "datasentinel"
-    package.mkdir(parents=True)
-    for entry in (source / dirs["datasentinel"]).iterdir():
-        (package / entry.name).symlink_to(entry)
-    for name, folder in dirs.items():
-        if name.count(".") == 1 and not (package / name.split(".")[1]).exists():
-            (package / name.split(".")[1]).symlink_to(source / folder)
-    return {"PYTHONPATH": str(package.parent)}
 
 
 def table(results: dict[str, dict]) -> str:

@@ -5,6 +5,8 @@
   - the engine with 1 and 1024 vectors per message, unary and streaming, 1 worker and all;
   - the cost of security: one worker in plain text, with TLS, and with TLS + a bearer token
     (certificate and token made for the run with openssl), the same cases side by side;
+  - with ``--baseline REV``: this engine beside the engine of an earlier revision (the cost of a
+    change on the normal path, e.g. issue 18's call budgets), the same cases side by side;
   - the cost of the per-row fields (issue 16), our API and the Open Inference Protocol at 1 and
     1024 vectors per call: today's answers (the same model served from a schema-2 config.json:
     no severity, no expected values), the same plus severity (the schema-3 config), and the same
@@ -13,6 +15,7 @@
     python benchmarks/serving.py --models-dir models
     python benchmarks/serving.py --models-dir models --security-only   # the security part alone
     python benchmarks/serving.py --models-dir models --fields-only     # the per-row fields alone
+    python benchmarks/serving.py --models-dir models --baseline REV    # this code vs REV alone
 
 Load comes from h2load (Debian's nghttp2-client), a C HTTP/2 client: a unary call is a POST of
 one length-prefixed message, a stream a POST of thousands, so the client costs little of the CPU
@@ -169,10 +172,18 @@ def server_pids(process: subprocess.Popen) -> list[int]:
     return [pid, *map(int, children)]
 
 
-def start(command: list[str], ready: str) -> tuple[subprocess.Popen, int]:
+def start(
+    command: list[str], ready: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen, int]:
     """Starts a server that logs ``listening on HOST:PORT`` and waits until it logs ``ready``
     as often as it has workers."""
-    process = subprocess.Popen(command, stderr=subprocess.STDOUT, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command,
+        stderr=subprocess.STDOUT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
     port, workers, serving = 0, 1, 0
     for line in process.stdout:
         if match := re.search(r"listening on [\d.]+:(\d+)(?: with (\d+) workers)?", line):
@@ -185,11 +196,13 @@ def start(command: list[str], ready: str) -> tuple[subprocess.Popen, int]:
     raise SystemExit(f"{command} failed to start (exit {process.wait()})")
 
 
-def engine(models_dir: Path, workers: int, *extra: str) -> tuple[subprocess.Popen, int]:
+def engine(
+    models_dir: Path, workers: int, *extra: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen, int]:
     command = [sys.executable, "-m", "datasentinel.engine", "--models-dir", str(models_dir), *extra]
     command += ["--bind-host", "127.0.0.1", "--port", "0", "--metrics-port", "-1"]
     command += ["--workers", str(workers), "--reload-poll-seconds", "0"]
-    return start(command, " SERVING ")
+    return start(command, " SERVING ", env)
 
 
 def measure_server(process, port, dim, workdir: Path, repeats: int, client=PLAIN) -> dict:
@@ -248,22 +261,43 @@ def measure_security(models_dir: Path, dim: int, workdir: Path, repeats: int) ->
     try:
         for name, (args, client) in setups.items():
             servers[name] = (*engine(models_dir, 1, *args), client)
-        for _, port, client in servers.values():  # warm up
-            h2load(port, ("ScoreStream", 1, 200, 4, 2, 1), dim, workdir, client)
-        runs: dict = {name: {(c[0], c[1]): [] for c in CASES} for name in setups}
-        for _ in range(repeats):
-            for case in CASES:
-                for name, (process, port, client) in servers.items():
-                    before = cpu_seconds(server_pids(process))
-                    result = h2load(port, case, dim, workdir, client)
-                    spent = cpu_seconds(server_pids(process)) - before
-                    result["server_us_per_msg"] = spent / result["messages"] * 1e6
-                    runs[name][(case[0], case[1])].append(result)
+        return round_robin(servers, dim, workdir, repeats)
     finally:
         for process, _, _ in servers.values():
             stop(process)
+
+
+def round_robin(servers: dict, dim: int, workdir: Path, repeats: int) -> dict:
+    """Each case on each server in turn, ``repeats`` rounds, so that load from outside falls on
+    all alike; medians. ``servers``: name -> (process, port, client)."""
+    for _, port, client in servers.values():  # warm up
+        h2load(port, ("ScoreStream", 1, 200, 4, 2, 1), dim, workdir, client)
+    runs: dict = {name: {(c[0], c[1]): [] for c in CASES} for name in servers}
+    for _ in range(repeats):
+        for case in CASES:
+            for name, (process, port, client) in servers.items():
+                before = cpu_seconds(server_pids(process))
+                result = h2load(port, case, dim, workdir, client)
+                spent = cpu_seconds(server_pids(process)) - before
+                result["server_us_per_msg"] = spent / result["messages"] * 1e6
+                runs[name][(case[0], case[1])].append(result)
     return {name: {key: _median(results) for key, results in cases.items()}
             for name, cases in runs.items()}  # fmt: skip
+
+
+def measure_baseline(models_dir: Path, dim: int, workdir: Path, repeats: int, rev: str) -> dict:
+    """One worker of this engine and one of revision ``rev``'s, side by side, plain text."""
+    from baseline import baseline_env
+
+    envs = {"this code": {}, f"rev {rev}": baseline_env(rev, workdir)}
+    servers = {}
+    try:
+        for name, env in envs.items():
+            servers[name] = (*engine(models_dir, 1, env=env), PLAIN)
+        return round_robin(servers, dim, workdir, repeats)
+    finally:
+        for process, _, _ in servers.values():
+            stop(process)
 
 
 OURS, OIP = "datasentinel.v1.AnomalyScorer", "inference.GRPCInferenceService"
@@ -416,6 +450,11 @@ def main() -> int:
         action="store_true",
         help="only the per-row fields comparison (severity, top features; issue 16)",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="only this engine beside the engine of git revision REV (the cost of a change)",
+    )
     args = parser.parse_args()
     if shutil.which("h2load") is None:
         raise SystemExit("h2load not found: apt-get install nghttp2-client")
@@ -424,6 +463,13 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as workdir:
             security = measure_security(args.models_dir, dim, Path(workdir), args.repeats)
         report_security(security)
+        return 0
+    if args.baseline:
+        with tempfile.TemporaryDirectory() as workdir:
+            runs = measure_baseline(
+                args.models_dir, dim, Path(workdir), args.repeats, args.baseline
+            )
+        report_security(runs, f"this code vs revision {args.baseline}")
         return 0
     if args.fields_only:
         with tempfile.TemporaryDirectory() as workdir:
@@ -480,15 +526,15 @@ def report(args, dim, cores, ceil, floor, runs) -> None:
             print(f"{name:10}{f'{mode} x{n}':18}" + "".join(f"{c:>14}" for c in cells))
 
 
-def report_security(runs: dict) -> None:
-    """Throughput and server CPU per message of each setup, and the difference to plain text."""
+def report_security(runs: dict, title: str = "security") -> None:
+    """Throughput and server CPU per message of each setup, and the difference to the first."""
     print(
-        "\nsecurity: 1 worker each, measured in turn; h2load over 4 long-lived connections "
+        f"\n{title}: 1 worker each, measured in turn; h2load over 4 long-lived connections "
         "(handshakes not counted); medians"
     )
-    header = ("vectors/s", "p50 ms", "p99 ms", "vs plain", "server us/msg", "+us/msg")
+    header = ("vectors/s", "p50 ms", "p99 ms", "vs 1st", "server us/msg", "+us/msg")
     print(f"{'setup':11}{'case':18}" + "".join(f"{h:>14}" for h in header))
-    plain = runs["plain"]
+    plain = next(iter(runs.values()))
     for name, results in runs.items():
         for key, r in results.items():
             base = plain[key]
