@@ -20,6 +20,7 @@ from datasentinel.engine.protocol.call_admission import (
 
 HOLD = "/test.Service/Hold"
 ECHO = "/test.Service/Echo"
+SLOW_ECHO = "/test.Service/SlowEcho"  # holds each request 0.5 s before reading the next
 
 
 def test_a_budget_gives_each_peer_its_share_and_no_more_than_the_total():
@@ -76,7 +77,13 @@ async def serve(admission: CallAdmission, release: asyncio.Event):
         async for request in requests:
             yield request
 
+    async def slow_echo(requests, context):
+        async for request in requests:
+            await asyncio.sleep(0.5)
+            yield request
+
     handlers = {
+        SLOW_ECHO: grpc.stream_stream_rpc_method_handler(slow_echo),
         HOLD: grpc.unary_unary_rpc_method_handler(hold),
         HEALTH_WATCH: grpc.unary_unary_rpc_method_handler(hold),
         ECHO: grpc.stream_stream_rpc_method_handler(echo),
@@ -134,7 +141,16 @@ def test_a_stream_that_sends_nothing_is_closed_and_a_busy_one_is_not():
             await busy.done_writing()
             assert await busy.code() == grpc.StatusCode.OK
 
-            idle = channel.stream_stream(ECHO)()
+            # The engine holding requests (answers going out slowly) is not the client idling.
+            slow = channel.stream_stream(SLOW_ECHO)()
+            for i in range(3):
+                await slow.write(bytes([i]))
+            answers = [await slow.read() for _ in range(3)]
+            await slow.done_writing()
+            assert answers == [b"\x00", b"\x01", b"\x02"]
+            assert await slow.code() == grpc.StatusCode.OK
+
+            idle = channel.stream_stream(ECHO)(timeout=10)
             code, details = await idle.code(), await idle.details()
         await server.stop(None)
         return code, details, admission
