@@ -4,21 +4,27 @@ number of concurrent callers, with the engine's limits on (the defaults) and off
     .venv/bin/python benchmarks/overload.py                  # a tiny model built for the run
     .venv/bin/python benchmarks/overload.py --models-dir models
 
-Loopback only, bounded (about a minute). One engine process (``--workers 1``); load comes from
+Loopback only, bounded (about 3 minutes; 5 with ``--baseline``). One engine process (``--workers 1``); load comes from
 grpc.aio clients in two separate processes (this script, ``--client``) over 16 connections, each
 caller sending single-vector unary calls back to back with a 1 s deadline. 1x is 64 callers, which
 saturates the engine here; then 4x, 16x and 64x (4096, the issue's case). Last, 512 streams of
 4096-vector messages for memory. RSS is the engine's peak, sampled every 50 ms; "engine metrics"
-are the engine's own request counts by status code, from its /metrics. Both columns run the same
+are the engine's own counts from its /metrics: requests by status code, refusals by reason, and
+gRPC core's calls started / succeeded / failed (started - succeeded - failed: dropped by the core). Both columns run the same
 code: "limits off" only raises the limits out of reach.
 
-Measured on the shared 2-core box (2026-12-02; clients share the cores with the engine, so rates
-are noisy, +-40% between runs): 4x (256 callers) p99 153-289 ms with limits on vs 188-210 ms off,
-0 calls past the deadline, RSS ~107 MB either way; 64x: ~25-32% past the deadline and ~65% of
-calls CANCELLED before the engine ever saw them (they wait in gRPC's own queue, where no
-application-level limit can see them: that needs more workers or a proxy in front);
-512 streams: 77-165 refused at once (RESOURCE_EXHAUSTED, the concurrent-call cap), peak RSS
-872-1022 MB vs 1017-1269 MB off.
+First the issue-18 attacks, each against a fresh engine: 1,200 health Watch streams with a token
+required, 16 concurrent 64 MB calls without a token, 100 small ones, and 512 idle streams from
+127.0.0.2 (through tests/forwarder.py) while 127.0.0.1 is the token holder. ``--baseline REV``
+runs the engine of an earlier revision in a third column (benchmarks/baseline.py).
+
+Measured on the shared 2-core box (2026-12-03, ``--baseline b04c601``, the commit before issue
+18; figures in benchmarks/SERVING.md): Watch flood: token holder 20/20 and probes 10/10 (before
+0/20, 0/10); idle streams: 20/20 and 10/10 (before 0/20, 0/10), the 128 held closed after the
+idle limit; 64 MB calls without a token: peak RSS +17 MB (before +1,637 MB, 1,235 MB held
+after); at 64x (4,096 callers), ~70% of calls CANCELLED by gRPC's core before the engine saw
+them, ~27% past the deadline: the engine's core count matched the clients' CANCELLED exactly
+(25,040) and its 'failed' count their DEADLINE_EXCEEDED; before, it counted neither.
 """
 
 from __future__ import annotations
