@@ -249,6 +249,15 @@ class EngineProcess:
     def log(self) -> str:
         return "".join(self.lines)
 
+    def wait_log(self, text: str, count: int = 1, timeout: float = 60) -> None:
+        """Returns once ``text`` is in the log ``count`` times (e.g. one "SERVING model" per
+        worker: health answers SERVING as soon as the first worker is)."""
+        deadline = time.monotonic() + timeout
+        while self.log().count(text) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not {count} times in the log:\n{self.log()}")
+            time.sleep(0.05)
+
     def stop(self, sig: int | None = None, timeout: float = 30) -> int:
         if self.process.poll() is None:
             self.process.send_signal(sig or 15)

@@ -36,6 +36,9 @@ def request(x):
 @pytest.mark.parametrize("workers", [1, 2])
 def test_counters_histograms_and_labels_add_up(tiny_model, start_engine, workers):
     engine = start_engine(tiny_model.dir, "--workers", str(workers))
+    # Health says SERVING once one worker is; a later one's warm-up batch (one row, counted in
+    # datasentinel_batch_rows) could otherwise land after the scrape below.
+    engine.wait_log("SERVING model", count=workers)
     rng = np.random.default_rng(4)
     flagged = rows = 0
     with engine.channel() as channel:
