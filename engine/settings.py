@@ -159,6 +159,13 @@ class EngineSettings(BaseSettings):
         description="CA certificates (PEM) for mutual TLS: clients must present a certificate "
         "signed by one of them. Env: ENGINE_TLS_CLIENT_CA_FILE.",
     )
+    tls_expiry_warning_days: float = Field(
+        14.0,
+        ge=0,
+        description="Log a warning when the TLS certificate expires within this many days (at "
+        "start, on rotation, and once when a running engine gets there); 0 = never. An expired "
+        "or not yet valid certificate is always refused. Env: ENGINE_TLS_EXPIRY_WARNING_DAYS.",
+    )
     auth_token_file: Path | None = Field(
         None,
         description="Accepted bearer tokens, one per line ('#' comments): every RPC but health "

@@ -17,6 +17,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import prometheus_client
 
 from datasentinel.engine.errors import BindError
+from datasentinel.engine.metrics.tls_expiry import CertificateExpiryCollector
 from datasentinel.engine.security.auth import TokenFile
 from datasentinel.engine.settings import EngineSettings
 
@@ -63,6 +64,8 @@ def serve_metrics(
     returns the server (``shutdown()`` stops it)."""
     if settings.metrics_port < 0:
         return None
+    if settings.tls_cert_file is not None:
+        registry.register(CertificateExpiryCollector(settings.tls_cert_file))
     app = prometheus_client.make_wsgi_app(registry)
     if settings.metrics_require_token:
         app = _require_token(app, TokenFile(settings.auth_token_file))
