@@ -196,8 +196,15 @@ class EngineSettings(BaseSettings):
     metrics_idle_timeout_seconds: float = Field(
         10.0,
         gt=0,
-        description="A /metrics connection idle this long is closed. "
+        description="A /metrics request must arrive within this many seconds of connecting (and "
+        "its answer be sent by then), however it is sent; then the connection is closed. "
         "Env: ENGINE_METRICS_IDLE_TIMEOUT_SECONDS.",
+    )
+    metrics_max_connections: int = Field(
+        32,
+        ge=1,
+        description="/metrics connections served at once; more are closed at once (each holds a "
+        "thread for at most the timeout above). Env: ENGINE_METRICS_MAX_CONNECTIONS.",
     )
     healthcheck_ca_file: Path | None = Field(
         None,
