@@ -159,6 +159,13 @@ class EngineSettings(BaseSettings):
         description="CA certificates (PEM) for mutual TLS: clients must present a certificate "
         "signed by one of them. Env: ENGINE_TLS_CLIENT_CA_FILE.",
     )
+    tls_expiry_warning_days: float = Field(
+        14.0,
+        ge=0,
+        description="Log a warning when the TLS certificate expires within this many days (at "
+        "start, on rotation, and once when a running engine gets there); 0 = never. An expired "
+        "or not yet valid certificate is always refused. Env: ENGINE_TLS_EXPIRY_WARNING_DAYS.",
+    )
     auth_token_file: Path | None = Field(
         None,
         description="Accepted bearer tokens, one per line ('#' comments): every RPC but health "
@@ -189,8 +196,15 @@ class EngineSettings(BaseSettings):
     metrics_idle_timeout_seconds: float = Field(
         10.0,
         gt=0,
-        description="A /metrics connection idle this long is closed. "
+        description="A /metrics request must arrive within this many seconds of connecting (and "
+        "its answer be sent by then), however it is sent; then the connection is closed. "
         "Env: ENGINE_METRICS_IDLE_TIMEOUT_SECONDS.",
+    )
+    metrics_max_connections: int = Field(
+        32,
+        ge=1,
+        description="/metrics connections served at once; more are closed at once (each holds a "
+        "thread for at most the timeout above). Env: ENGINE_METRICS_MAX_CONNECTIONS.",
     )
     healthcheck_ca_file: Path | None = Field(
         None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -22,6 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from onnx import TensorProto, helper, numpy_helper
 
 from datasentinel.model_config import (
+    CONFIG_FILENAME,
     EXPECTED_OUTPUT,
     FEATURE_ERRORS_OUTPUT,
     INPUT_NAME,
@@ -186,6 +188,20 @@ def tiny_config(
     )
 
 
+def kubernetes_volume(models_dir: Path, source: Path, stamp: str) -> None:
+    """Lays ``source``'s artifacts out in ``models_dir`` as a Kubernetes ConfigMap or Secret
+    volume does: the files in a timestamped folder ``..<stamp>``, ``..data`` a link to it (a new
+    one swapped in by a rename, atomically), and each file a link to ``..data/<file>``."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    stamped = models_dir / f"..{stamp}"
+    shutil.copytree(source, stamped)
+    (models_dir / "..data_tmp").symlink_to(stamped.name)
+    (models_dir / "..data_tmp").rename(models_dir / "..data")
+    for name in (CONFIG_FILENAME, MODEL_FILENAME):
+        if not (models_dir / name).is_symlink():
+            (models_dir / name).symlink_to(Path("..data") / name)
+
+
 def run_module(module: str, *args, timeout: float = 300, stdin: str | None = None):
     """``python -m module args`` from the repository root, output captured as text."""
     return subprocess.run(
@@ -232,6 +248,15 @@ class EngineProcess:
 
     def log(self) -> str:
         return "".join(self.lines)
+
+    def wait_log(self, text: str, count: int = 1, timeout: float = 60) -> None:
+        """Returns once ``text`` is in the log ``count`` times (e.g. one "SERVING model" per
+        worker: health answers SERVING as soon as the first worker is)."""
+        deadline = time.monotonic() + timeout
+        while self.log().count(text) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not {count} times in the log:\n{self.log()}")
+            time.sleep(0.05)
 
     def stop(self, sig: int | None = None, timeout: float = 30) -> int:
         if self.process.poll() is None:

@@ -17,6 +17,7 @@ import onnxruntime as ort
 from datasentinel.engine.errors import ModelLoadError
 from datasentinel.engine.model import providers as prov
 from datasentinel.model_config import (
+    CONFIG_FILENAME,
     ConfigError,
     ModelConfig,
     SchemaVersionError,
@@ -129,6 +130,7 @@ def load_model(
     """Reads, verifies and warms up the artifacts in ``models_dir``; raises ModelLoadError with a
     message that says what to do. ``threshold``: the engine's own, replacing config.json's."""
     models_dir = Path(models_dir)
+    inside_models_dir(models_dir, models_dir / CONFIG_FILENAME)
     try:
         config = load_config(models_dir)
     except SchemaVersionError as exc:
@@ -137,7 +139,9 @@ def load_model(
         raise ModelLoadError(str(exc)) from None
     except ConfigError as exc:
         raise ModelLoadError(f"{exc}; {TRAIN_HINT}") from None
-    model_path = models_dir / config.model_file
+    # The real file from here on: the hash and the session read the same one, even if the link
+    # is repointed meanwhile.
+    model_path = inside_models_dir(models_dir, models_dir / config.model_file)
     _verify_file(model_path, config.model_sha256)
     session, provider = _open_session(model_path, options)
     _check_signature(session, config, model_path)
@@ -153,6 +157,22 @@ def load_model(
         provider,
     )
     return model
+
+
+def inside_models_dir(models_dir: Path, path: Path) -> Path:
+    """``path`` with every symbolic link resolved; raises ModelLoadError when that real file is
+    outside the real models folder. config.json's ``model_file`` is checked as text (a plain
+    name), but a ``model.onnx`` that is a link to another folder would still load any file the
+    engine can read. Links that stay inside are fine: a Kubernetes volume mounts each file as a
+    link to ``..data/<file>``, and ``..data`` is a link to a timestamped folder beside it."""
+    real, folder = path.resolve(), models_dir.resolve()
+    if not real.is_relative_to(folder):
+        raise ModelLoadError(
+            f"{path} is a link to {real}, outside the models folder {folder}: the engine only "
+            "loads files inside the models folder; copy the artifacts into it (links inside it, "
+            "as Kubernetes volumes make, are fine)"
+        )
+    return real
 
 
 def _verify_file(model_path: Path, expected_sha256: str) -> None:

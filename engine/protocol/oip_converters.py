@@ -256,9 +256,12 @@ def _input_vectors(request: oip.ModelInferRequest, model: LoadedModel) -> np.nda
         raise InvalidInput(f"input '{name}' shape {shape}: expected [N, {dim}]")
     rows, cols = tensor.shape
     if request.raw_input_contents and tensor.contents.ByteSize():
+        raw = sum(len(data) for data in request.raw_input_contents)
         raise InvalidInput(
-            f"input '{name}' has both raw_input_contents and contents: send the values once, "
-            "in one of the two"
+            f"input '{name}' has both raw_input_contents ({raw} bytes) and contents "
+            f"({_contents_size(tensor.contents)}): which one holds the vectors is ambiguous; send "
+            "them once, either as raw_input_contents (little-endian FP32 bytes, what tritonclient "
+            "sends) or as contents.fp32_contents, not both"
         )
     if request.raw_input_contents:
         raw = request.raw_input_contents
@@ -271,3 +274,9 @@ def _input_vectors(request: oip.ModelInferRequest, model: LoadedModel) -> np.nda
     if len(values) != rows * cols:
         raise InvalidInput(f"input '{name}' holds {len(values)} values, shape needs {rows * cols}")
     return np.asarray(values, dtype=np.float32).reshape(rows, cols)
+
+
+def _contents_size(contents: oip.InferTensorContents) -> str:
+    """What ``contents`` holds, for a message: "8 fp32_contents values, 2 int_contents values"."""
+    held = [(field.name, len(values)) for field, values in contents.ListFields()]
+    return ", ".join(f"{count} {name} values" for name, count in held)

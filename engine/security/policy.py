@@ -9,7 +9,7 @@ import socket
 
 from datasentinel.engine.errors import EngineError
 from datasentinel.engine.security.auth import token_file
-from datasentinel.engine.security.tls import server_credentials
+from datasentinel.engine.security.tls import check_files
 from datasentinel.engine.settings import EngineSettings
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def check_security(settings: EngineSettings) -> None:
     """Run once at start, before binding: raises SecurityConfigError (or the TLS/token file's
     own error) for a problem that must stop the engine, logs a warning for each exposure."""
     _check_consistent(settings)
-    server_credentials(settings)  # the files are read now so a bad one is a one-line error
+    check_files(settings)  # the files are read now so a bad one is a one-line error
     token_file(settings)
     problems = exposure_problems(settings)
     if problems and settings.require_auth:

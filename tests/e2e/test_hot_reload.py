@@ -13,7 +13,7 @@ import numpy as np
 from datasentinel.model_config import CONFIG_FILENAME, MODEL_FILENAME, sha256_file
 from datasentinel.v1 import scoring_pb2 as pb
 from datasentinel.v1 import scoring_pb2_grpc as pb_grpc
-from tests.conftest import build_tiny_model, engine_command
+from tests.conftest import build_tiny_model, engine_command, kubernetes_volume
 
 
 def steady_stream(engine, dim, stop: threading.Event, answers: list):
@@ -152,3 +152,47 @@ def test_engine_refuses_to_start_on_a_model_file_outside_the_models_folder(tiny_
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if " ERROR " in line]
     assert len(errors) == 1 and "plain file name inside the models folder" in errors[0]
+
+
+def test_engine_refuses_to_start_on_a_model_file_linked_outside_the_models_folder(
+    tiny_model, tmp_path
+):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tiny_model.dir / MODEL_FILENAME).rename(elsewhere / MODEL_FILENAME)
+    (tiny_model.dir / MODEL_FILENAME).symlink_to(elsewhere / MODEL_FILENAME)
+    result = subprocess.run(
+        engine_command(tiny_model.dir, "--bind-host", "127.0.0.1", "--port", "0")
+        + ["--metrics-port", "-1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and "outside the models folder" in errors[0], result.stderr
+    assert str(elsewhere / MODEL_FILENAME) in errors[0]
+
+
+def test_reload_to_a_model_linked_outside_keeps_the_old_model(tiny_model, start_engine, tmp_path):
+    engine = start_engine(tiny_model.dir, "--reload-poll-seconds", "0.1")
+    elsewhere = build_tiny_model(tmp_path / "elsewhere", version="tiny-linked", seed=7)
+    (tiny_model.dir / "link").symlink_to(elsewhere.dir / MODEL_FILENAME)
+    (tiny_model.dir / "link").rename(tiny_model.dir / MODEL_FILENAME)
+    shutil.copy(elsewhere.dir / CONFIG_FILENAME, tiny_model.dir / CONFIG_FILENAME)
+    failed = "model reload failed, still serving tiny-1: "
+    assert wait_for(lambda: failed in engine.log()), engine.log()
+    assert "outside the models folder" in engine.log().split(failed, 1)[1].splitlines()[0]
+    assert score_version(engine, tiny_model.dim) == "tiny-1"
+
+
+def test_kubernetes_volume_serves_and_reloads_through_its_links(tiny_model, start_engine, tmp_path):
+    """models/model.onnx -> ..data/model.onnx, ..data -> ..<timestamp>: all inside the folder."""
+    mounted = tmp_path / "mounted"
+    kubernetes_volume(mounted, tiny_model.dir, "2026_01_01_00_00_00.1")
+    engine = start_engine(mounted, "--reload-poll-seconds", "0.1")
+    assert score_version(engine, tiny_model.dim) == "tiny-1"
+    update = build_tiny_model(tmp_path / "update", version="tiny-k8s", seed=8)
+    kubernetes_volume(mounted, update.dir, "2026_01_02_00_00_00.2")
+    assert wait_for(lambda: score_version(engine, tiny_model.dim) == "tiny-k8s"), engine.log()
+    assert "model reload failed" not in engine.log()

@@ -168,7 +168,14 @@ def test_an_oip_request_with_both_raw_bytes_and_contents_is_refused(stub, served
     with pytest.raises(grpc.RpcError) as caught:
         stub.ModelInfer(request, timeout=10)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "both raw_input_contents and contents" in caught.value.details()
+    assert "both raw_input_contents (48 bytes) and contents (12 fp32_contents values)" in (
+        caught.value.details()
+    )
+    assert "either as raw_input_contents" in caught.value.details()
+    # In a stream: that request gets its own error, the next one its answer.
+    answers = list(stub.ModelStreamInfer(iter([request, infer_request(x)]), timeout=10))
+    assert "ambiguous" in answers[0].error_message and not answers[1].error_message
+    assert len(answers[1].infer_response.raw_output_contents) == 2
 
 
 def output(response, name):

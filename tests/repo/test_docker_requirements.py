@@ -29,6 +29,7 @@ def test_engine_and_producer_images_get_no_torch():
 def test_nested_extras_are_expanded_and_base_dependencies_included():
     engine = names(requirements("engine"))
     assert {"grpcio", "grpcio-health-checking", "protobuf", "onnxruntime", "numpy"} <= engine
+    assert "cryptography" in engine  # certificate dates (engine/security/certificates.py)
     assert not any(name.startswith("datasentinel") for name in engine)
 
 

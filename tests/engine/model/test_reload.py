@@ -7,10 +7,10 @@ import shutil
 import numpy as np
 
 from datasentinel.engine.model.reload import ModelReloader
-from datasentinel.engine.model.session import RuntimeOptions
-from datasentinel.engine.scoring.core import ScoreBatch
+from datasentinel.engine.model.session import RuntimeOptions, load_model
+from datasentinel.engine.scoring.core import ScoreBatch, ScoringCore
 from datasentinel.model_config import CONFIG_FILENAME, MODEL_FILENAME, sha256_file
-from tests.conftest import build_tiny_model
+from tests.conftest import build_tiny_model, kubernetes_volume
 from tests.engine.conftest import wait_outcomes
 
 CPU = RuntimeOptions(providers=("CPUExecutionProvider",))
@@ -119,3 +119,32 @@ async def test_model_file_outside_the_models_folder_is_refused(core, tiny_model,
     assert not await reloader(core, tiny_model.dir, outcomes).reload()
     assert "plain file name inside the models folder" in caplog.text
     assert core.model.config.model_version == tiny_model.version
+
+
+async def test_model_linked_to_another_folder_is_refused_and_the_old_one_kept(
+    core, tiny_model, tmp_path, caplog
+):
+    elsewhere = build_tiny_model(tmp_path / "elsewhere", version="linked", seed=7)
+    (tiny_model.dir / MODEL_FILENAME).unlink()
+    (tiny_model.dir / MODEL_FILENAME).symlink_to(elsewhere.dir / MODEL_FILENAME)
+    shutil.copy(elsewhere.dir / CONFIG_FILENAME, tiny_model.dir / CONFIG_FILENAME)
+    outcomes = []
+    assert not await reloader(core, tiny_model.dir, outcomes).reload()
+    assert "outside the models folder" in caplog.text
+    assert core.model.config.model_version == tiny_model.version
+
+
+async def test_kubernetes_volume_update_is_swapped_in(tiny_model, tmp_path):
+    """A ConfigMap/Secret update: a new timestamped folder, then ``..data`` repointed."""
+    mounted = tmp_path / "mounted"
+    kubernetes_volume(mounted, tiny_model.dir, "2026_01_01")
+    core = ScoringCore(load_model(mounted, CPU))
+    await core.start()
+    try:
+        new = build_tiny_model(tmp_path / "new", version="tiny-k8s", seed=8)
+        kubernetes_volume(mounted, new.dir, "2026_01_02")
+        outcomes = []
+        assert await reloader(core, mounted, outcomes).reload()
+        assert core.model.config.model_version == "tiny-k8s"
+    finally:
+        await core.close()

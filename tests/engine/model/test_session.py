@@ -8,6 +8,7 @@ import pytest
 from datasentinel.engine.errors import ModelLoadError
 from datasentinel.engine.model.session import RuntimeOptions, load_model
 from datasentinel.model_config import CONFIG_FILENAME, MODEL_FILENAME, sha256_file
+from tests.conftest import kubernetes_volume
 
 CPU_ONLY = RuntimeOptions(providers=("CPUExecutionProvider",))
 
@@ -100,3 +101,27 @@ def test_model_file_with_another_plain_name_loads(tiny_model):
     (tiny_model.dir / MODEL_FILENAME).rename(tiny_model.dir / "detector-v2.onnx")
     edit_config(tiny_model.dir, model_file="detector-v2.onnx")
     assert load_model(tiny_model.dir, CPU_ONLY).input_dim == tiny_model.dim
+
+
+@pytest.mark.parametrize("name", [MODEL_FILENAME, CONFIG_FILENAME])
+def test_artifact_linked_to_another_folder_is_refused(tiny_model, tmp_path, name):
+    """config.json checks model_file as text; a link named model.onnx must not get past it."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tiny_model.dir / name).rename(elsewhere / name)
+    (tiny_model.dir / name).symlink_to(elsewhere / name)
+    with pytest.raises(ModelLoadError, match=f"{name} is a link to .*outside the models folder"):
+        load_model(tiny_model.dir, CPU_ONLY)
+
+
+def test_kubernetes_volume_links_inside_the_models_folder_load(tiny_model, tmp_path):
+    mounted = tmp_path / "mounted"
+    kubernetes_volume(mounted, tiny_model.dir, "2026_01_02_03_04_05.1")
+    assert (mounted / MODEL_FILENAME).is_symlink() and (mounted / "..data").is_symlink()
+    model = load_model(mounted, CPU_ONLY)
+    assert model.config.model_version == tiny_model.version
+
+
+def test_models_folder_that_is_itself_a_link_loads(tiny_model, tmp_path):
+    (tmp_path / "linked").symlink_to(tiny_model.dir)
+    assert load_model(tmp_path / "linked", CPU_ONLY).input_dim == tiny_model.dim

@@ -119,10 +119,17 @@ def test_fp32_contents_must_fill_the_shape(model):
     refused(empty, model, "empty batch")
 
 
-def test_raw_bytes_and_contents_together_are_refused(model):
+@pytest.mark.parametrize("field", ["fp32_contents", "fp64_contents", "int_contents"])
+def test_raw_bytes_and_contents_together_are_refused_saying_what_to_send(model, field):
+    """Neither is picked silently: the client must say which holds the vectors."""
     request = infer()
-    request.inputs[0].contents.fp32_contents.extend([0.0] * 8)
-    refused(request, model, "both raw_input_contents and contents")
+    getattr(request.inputs[0].contents, field).extend([0] * 8)
+    refused(
+        request,
+        model,
+        rf"both raw_input_contents \(32 bytes\) and contents \(8 {field} values\).*ambiguous.*"
+        r"either as raw_input_contents .* or as contents.fp32_contents, not both",
+    )
 
 
 def test_threshold_and_top_features_parameters(model):
