@@ -24,6 +24,7 @@ from datasentinel.engine.protocol import options as grpc_options
 from datasentinel.engine.protocol.call_admission import CallAdmission, CallLimits
 from datasentinel.engine.protocol.oip_servicer import InferenceServicer
 from datasentinel.engine.protocol.v1_servicer import AnomalyScorerServicer
+from datasentinel.engine.rest.server import start_rest
 from datasentinel.engine.scoring.core import Limits, ScoringCore
 from datasentinel.engine.security import add_port, auth_interceptors
 from datasentinel.engine.settings import EngineSettings
@@ -121,11 +122,14 @@ async def serve(
         threshold=settings.threshold,
     )
     health = health_aio.HealthServicer()
-    server = _build_server(settings, core, health, reuse_port)
+    # One admission for both transports: a client's REST and gRPC calls share its budget.
+    admission = CallAdmission(call_limits(settings))
+    server = _build_server(settings, core, health, admission, reuse_port)
     await _set_health(health, NOT_SERVING)
     port = _bind(server, settings)
     serve_metrics(settings)
     metrics().serving(model.model_version, model.config.model_sha256, model.provider)
+    rest = await start_rest(settings, core, admission.calls, reuse_port)  # a busy port: exit 2
     await server.start()
     log.info("listening on %s:%d", settings.bind_host, port)
     try:
@@ -145,7 +149,9 @@ async def serve(
     finally:
         core.ready = False
         await health.enter_graceful_shutdown()
-        await _stop(server, settings.grace_seconds, signals.forced)
+        stopping = [_stop(server, settings.grace_seconds, signals.forced)]
+        stopping += [rest.cleanup()] if rest is not None else []
+        await asyncio.gather(*stopping)
         await core.close()
         log.info("stopped")
 
@@ -171,10 +177,10 @@ def _build_server(
     settings: EngineSettings,
     core: ScoringCore,
     health: health_aio.HealthServicer,
+    admission: CallAdmission,
     reuse_port: bool,
 ) -> grpc.aio.Server:
     max_bytes = settings.max_message_mb * 1024 * 1024
-    admission = CallAdmission(call_limits(settings))
     server = grpc.aio.server(
         interceptors=auth_interceptors(settings),
         maximum_concurrent_rpcs=backstop_rpcs(admission.limits),
