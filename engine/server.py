@@ -15,6 +15,7 @@ from datasentinel.engine.errors import BindError, EngineError
 from datasentinel.engine.metrics.collectors import metrics
 from datasentinel.engine.metrics.core_calls import core_calls
 from datasentinel.engine.metrics.endpoint import serve_metrics
+from datasentinel.engine.metrics.model_gauges import follow_model
 from datasentinel.engine.model.providers import TensorRTOptions
 from datasentinel.engine.model.reload import ModelReloader
 from datasentinel.engine.model.session import RuntimeOptions, load_model
@@ -142,6 +143,7 @@ async def serve(
                 background.create_task(reloader.run()),
                 background.create_task(_forward(signals.reload, reloader.request)),
                 background.create_task(core_calls().run()),
+                background.create_task(follow_model(core)),
             ]
             await signals.requested.wait()
             for task in tasks:

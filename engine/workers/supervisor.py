@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from prometheus_client import CollectorRegistry, multiprocess
 
 from datasentinel.engine.errors import BindError
+from datasentinel.engine.metrics.worker_processes import WorkerProcesses
 from datasentinel.engine.model.session import load_model
 from datasentinel.engine.server import (
     configure_logging,
@@ -54,15 +55,16 @@ def run_workers(settings: EngineSettings, count: int) -> int:
             _reserved_http_port(settings) as http_port,
         ):
             # Every port is taken before "listening" is said: a busy metrics port is the error.
-            _serve_metrics(settings, metrics_dir)
+            processes = WorkerProcesses(count)
+            _serve_metrics(settings, metrics_dir, processes)
             log.info("listening on %s:%d with %d workers", settings.bind_host, port, count)
             update = {"port": port, "metrics_port": -1, "http_port": http_port}
-            return _supervise(settings.model_copy(update=update), count)
+            return _supervise(settings.model_copy(update=update), count, processes)
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-def _supervise(settings: EngineSettings, count: int) -> int:
+def _supervise(settings: EngineSettings, count: int, processes: WorkerProcesses) -> int:
     context = multiprocessing.get_context("spawn")
     supervisor_pid = os.getpid()
 
@@ -78,6 +80,7 @@ def _supervise(settings: EngineSettings, count: int) -> int:
             worker.start()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        processes.started(index, worker)
         return worker
 
     budget = RestartBudget(settings.worker_restart_limit, settings.worker_restart_window_seconds)
@@ -154,7 +157,8 @@ def _reserved_http_port(settings: EngineSettings) -> Iterator[int]:
         reservation.__exit__(None, None, None)
 
 
-def _serve_metrics(settings: EngineSettings, metrics_dir: str) -> None:
+def _serve_metrics(settings: EngineSettings, metrics_dir: str, processes: WorkerProcesses) -> None:
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=metrics_dir)
+    registry.register(processes)
     serve_metrics(settings, registry)
