@@ -31,9 +31,10 @@ VERSIONED = "/v2/models/{name}/versions/{version}"
 
 
 class Endpoints:
-    def __init__(self, core: ScoringCore, served_name: str) -> None:
+    def __init__(self, core: ScoringCore, served_name: str, max_bytes: int) -> None:
         self._core = core
         self._name = served_name
+        self._max_bytes = max_bytes
 
     async def server_live(self, request: web.Request) -> web.Response:
         return _boolean(True)
@@ -91,7 +92,7 @@ class Endpoints:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:  # a chunked body that grew past the limit
             raise TooLarge(
-                f"the body exceeds the engine's limit of {request.app._client_max_size} bytes "
+                f"the body exceeds the engine's limit of {self._max_bytes} bytes "
                 "(ENGINE_MAX_MESSAGE_MB); send fewer vectors per message"
             ) from None
         name, version = request.match_info["name"], request.match_info.get("version", "")
@@ -150,7 +151,7 @@ def build_app(
     max_bytes: int,
 ) -> web.Application:
     app = web.Application(middlewares=[guard(tokens, budget, max_bytes)], client_max_size=max_bytes)
-    ep = Endpoints(core, served_name)
+    ep = Endpoints(core, served_name, max_bytes)
     routes = [
         web.get("/v2/health/live", _open(ep.server_live)),
         web.get("/v2/health/ready", _open(ep.server_ready)),
