@@ -4,14 +4,15 @@ number of concurrent callers, with the engine's limits on (the defaults) and off
     .venv/bin/python benchmarks/overload.py                  # a tiny model built for the run
     .venv/bin/python benchmarks/overload.py --models-dir models
 
-Loopback only, bounded (about 3 minutes; 5 with ``--baseline``). One engine process (``--workers 1``); load comes from
-grpc.aio clients in two separate processes (this script, ``--client``) over 16 connections, each
-caller sending single-vector unary calls back to back with a 1 s deadline. 1x is 64 callers, which
-saturates the engine here; then 4x, 16x and 64x (4096, the issue's case). Last, 512 streams of
-4096-vector messages for memory. RSS is the engine's peak, sampled every 50 ms; "engine metrics"
-are the engine's own counts from its /metrics: requests by status code, refusals by reason, and
-gRPC core's calls started / succeeded / failed (started - succeeded - failed: dropped by the core). Both columns run the same
-code: "limits off" only raises the limits out of reach.
+Loopback only, bounded (about 3 minutes; 5 with ``--baseline``). One engine process
+(``--workers 1``); load comes from grpc.aio clients in two separate processes (this script,
+``--client``) over 16 connections, each caller sending single-vector unary calls back to back with
+a 1 s deadline. 1x is 64 callers, which saturates the engine here; then 4x, 16x and 64x (4096, the
+issue's case). Last, 512 streams of 4096-vector messages for memory. RSS is the engine's peak,
+sampled every 50 ms; "engine metrics" are the engine's own counts from its /metrics: requests by
+status code, refusals by reason, and gRPC core's calls started / succeeded / failed (started -
+succeeded - failed: dropped by the core). Both columns run the same code: "limits off" only raises
+the limits out of reach.
 
 First the issue-18 attacks, each against a fresh engine: 1,200 health Watch streams with a token
 required, 16 concurrent 64 MB calls without a token, 100 small ones, and 512 idle streams from

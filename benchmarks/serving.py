@@ -7,6 +7,9 @@
     (certificate and token made for the run with openssl), the same cases side by side;
   - with ``--baseline REV``: this engine beside the engine of an earlier revision (the cost of a
     change on the normal path, e.g. issue 18's call budgets), the same cases side by side;
+  - REST beside gRPC (issue 21): one engine serving both, the same rows at 1 and 1024 vectors
+    per call: our Score, the OIP's ModelInfer over gRPC, and the OIP's REST infer with JSON
+    tensors and with the binary-data extension (tritonclient.http's default);
   - the cost of the per-row fields (issue 16), our API and the Open Inference Protocol at 1 and
     1024 vectors per call: today's answers (the same model served from a schema-2 config.json:
     no severity, no expected values), the same plus severity (the schema-3 config), and the same
@@ -16,8 +19,10 @@
     python benchmarks/serving.py --models-dir models --security-only   # the security part alone
     python benchmarks/serving.py --models-dir models --fields-only     # the per-row fields alone
     python benchmarks/serving.py --models-dir models --baseline REV    # this code vs REV alone
+    python benchmarks/serving.py --models-dir models --rest-only       # REST beside gRPC alone
 
-Load comes from h2load (Debian's nghttp2-client), a C HTTP/2 client: a unary call is a POST of
+Load comes from h2load (Debian's nghttp2-client), a C HTTP/2 client (``--h1`` for REST, which is
+HTTP/1.1: one call at a time per connection, so more connections): a unary call is a POST of
 one length-prefixed message, a stream a POST of thousands, so the client costs little of the CPU
 it shares with the server. "server us/msg" is the server's own CPU time per message.
 """
@@ -25,6 +30,7 @@ it shares with the server. "server us/msg" is the server's own CPU time per mess
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import secrets
@@ -142,19 +148,7 @@ def h2load(
     command += ["-d", str(body), "--log-file", str(log)]
     command += [f"{client.scheme}://127.0.0.1:{port}/{service}/{rpc}"]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    seconds = float(re.search(r"finished in ([\d.]+)(m?s)", out).group(1))
-    seconds /= 1000 if re.search(r"finished in [\d.]+ms", out) else 1
-    done = int(re.search(r"(\d+) succeeded", out).group(1))
-    if done != calls:
-        raise RuntimeError(f"h2load: only {done} of {calls} calls succeeded:\n{out}")
-    latencies = sorted(int(line.split()[2]) / 1e3 for line in log.read_text().splitlines())
-    unary = per_call == 1
-    return {
-        "messages": calls * per_call,
-        "vectors_per_s": calls * per_call * rows / seconds,
-        "p50_ms": statistics.median(latencies) if unary else float("nan"),
-        "p99_ms": latencies[int(0.99 * (len(latencies) - 1))] if unary else float("nan"),
-    }
+    return _h2load_figures(out, log, calls, per_call, rows)
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -203,6 +197,138 @@ def engine(
     command += ["--bind-host", "127.0.0.1", "--port", "0", "--metrics-port", "-1"]
     command += ["--workers", str(workers), "--reload-poll-seconds", "0"]
     return start(command, " SERVING ", env)
+
+
+# (label, transport, vectors per call, calls, connections, calls in flight each); REST is HTTP/1.1
+# (one call at a time per connection): as many connections as gRPC has calls in flight.
+REST_CASES = (
+    ("gRPC Score", "grpc-ours", 1, 20000, 4, 16),
+    ("gRPC ModelInfer", "grpc-oip", 1, 20000, 4, 16),
+    ("REST JSON", "rest-json", 1, 20000, 64, 1),
+    ("REST binary", "rest-binary", 1, 20000, 64, 1),
+    ("gRPC Score", "grpc-ours", 1024, 1000, 4, 4),
+    ("gRPC ModelInfer", "grpc-oip", 1024, 1000, 4, 4),
+    ("REST JSON", "rest-json", 1024, 1000, 16, 1),
+    ("REST binary", "rest-binary", 1024, 1000, 16, 1),
+)
+
+
+def rest_body(rows: int, dim: int, binary: bool) -> tuple[bytes, list[str]]:
+    """An OIP REST infer body (JSON tensors, or Triton's binary-data extension) and its
+    headers: what curl or tritonclient.http send."""
+    x = vectors(rows, dim)
+    tensor = {"name": "features", "datatype": "FP32", "shape": [rows, dim]}
+    if not binary:
+        tensor["data"] = x.tolist()
+        return json.dumps({"inputs": [tensor]}).encode(), ["content-type: application/json"]
+    tensor["parameters"] = {"binary_data_size": x.nbytes}
+    wanted = [{"name": n, "parameters": {"binary_data": True}} for n in ("score", "is_anomaly")]
+    header = json.dumps({"inputs": [tensor], "outputs": wanted}).encode()
+    return header + x.tobytes(), [
+        "content-type: application/octet-stream",
+        f"inference-header-content-length: {len(header)}",
+    ]
+
+
+def rest_load(port: int, case: tuple, dim: int, workdir: Path) -> dict:
+    """Drives one REST case with ``h2load --h1``; like h2load(), a failed call (any non-2xx)
+    fails the run."""
+    _, transport, rows, calls, connections, in_flight = case
+    body, headers = rest_body(rows, dim, transport == "rest-binary")
+    path, log = workdir / f"{transport}-{rows}.bin", workdir / f"{transport}-{rows}.log"
+    path.write_bytes(body)
+    command = ["h2load", "--h1", "-n", str(calls), "-c", str(connections), "-m", str(in_flight)]
+    for header in headers:
+        command += ["-H", header]
+    command += ["-d", str(path), "--log-file", str(log)]
+    command += [f"http://127.0.0.1:{port}/v2/models/datasentinel/infer"]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return _h2load_figures(out, log, calls, 1, rows)
+
+
+def _h2load_figures(out: str, log: Path, calls: int, per_call: int, rows: int) -> dict:
+    seconds = float(re.search(r"finished in ([\d.]+)(m?s)", out).group(1))
+    seconds /= 1000 if re.search(r"finished in [\d.]+ms", out) else 1
+    done = int(re.search(r"(\d+) succeeded", out).group(1))
+    if done != calls:
+        raise RuntimeError(f"h2load: only {done} of {calls} calls succeeded:\n{out}")
+    latencies = sorted(int(line.split()[2]) / 1e3 for line in log.read_text().splitlines())
+    unary = per_call == 1
+    return {
+        "messages": calls * per_call,
+        "vectors_per_s": calls * per_call * rows / seconds,
+        "p50_ms": statistics.median(latencies) if unary else float("nan"),
+        "p99_ms": latencies[int(0.99 * (len(latencies) - 1))] if unary else float("nan"),
+    }
+
+
+def rest_engine(models_dir: Path) -> tuple[subprocess.Popen, int, int]:
+    """One worker serving gRPC and REST; its process, gRPC port and REST port."""
+    command = [sys.executable, "-m", "datasentinel.engine", "--models-dir", str(models_dir)]
+    command += ["--bind-host", "127.0.0.1", "--port", "0", "--http-port", "0"]
+    command += ["--metrics-port", "-1", "--workers", "1", "--reload-poll-seconds", "0"]
+    process = subprocess.Popen(command, stderr=subprocess.STDOUT, stdout=subprocess.PIPE, text=True)
+    rest = 0
+    for line in process.stdout:
+        if match := re.search(r"REST on http://[\d.]+:(\d+)/v2", line):
+            rest = int(match.group(1))
+        if match := re.search(r"listening on [\d.]+:(\d+)", line):
+            grpc_port = int(match.group(1))
+        if " SERVING " in line and rest:
+            threading.Thread(target=process.stdout.read, daemon=True).start()
+            return process, grpc_port, rest
+    raise SystemExit(f"{command} failed to start (exit {process.wait()})")
+
+
+def measure_rest(models_dir: Path, dim: int, workdir: Path, repeats: int) -> dict:
+    """One engine, both transports; each case in turn, ``repeats`` rounds, medians."""
+    process, grpc_port, rest_port = rest_engine(models_dir)
+    try:
+        h2load(grpc_port, ("ScoreStream", 1, 200, 4, 2, 1), dim, workdir)  # warm up
+        rest_load(rest_port, ("", "rest-json", 1, 200, 2, 1), dim, workdir)
+        check_answer(grpc_port, f"/{OIP}/ModelInfer", infer_request(2, dim))
+        runs: dict = {(c[0], c[2]): [] for c in REST_CASES}
+        for _ in range(repeats):
+            for case in REST_CASES:
+                label, transport, rows, calls, connections, in_flight = case
+                before = cpu_seconds(server_pids(process))
+                if transport.startswith("rest"):
+                    result = rest_load(rest_port, case, dim, workdir)
+                else:
+                    rpc, service, message = (
+                        ("Score", OURS, None)
+                        if transport == "grpc-ours"
+                        else ("ModelInfer", OIP, infer_request(rows, dim))
+                    )
+                    grpc_case = (rpc, rows, 1, calls, connections, in_flight)
+                    result = h2load(
+                        grpc_port, grpc_case, dim, workdir, message=message, service=service
+                    )
+                spent = cpu_seconds(server_pids(process)) - before
+                result["server_us_per_msg"] = spent / result["messages"] * 1e6
+                runs[(label, rows)].append(result)
+    finally:
+        stop(process)
+    return {key: _median(results) for key, results in runs.items()}
+
+
+def report_rest(runs: dict) -> None:
+    print(
+        "\nREST beside gRPC (issue 21): one engine, 1 worker, both ports; unary calls; "
+        "REST over HTTP/1.1 (h2load --h1), gRPC over HTTP/2; medians"
+    )
+    header = ("vectors/s", "p50 ms", "p99 ms", "vs Score", "server us/msg")
+    print(f"{'transport':18}{'vectors':>8}" + "".join(f"{h:>14}" for h in header))
+    for (label, rows), r in runs.items():
+        base = runs[("gRPC Score", rows)]
+        cells = (
+            f"{r['vectors_per_s']:,.0f}",
+            f"{r['p50_ms']:.2f}",
+            f"{r['p99_ms']:.2f}",
+            f"{r['vectors_per_s'] / base['vectors_per_s']:.2f}x",
+            f"{r['server_us_per_msg']:,.0f}",
+        )
+        print(f"{label:18}{rows:>8}" + "".join(f"{c:>14}" for c in cells))
 
 
 def measure_server(process, port, dim, workdir: Path, repeats: int, client=PLAIN) -> dict:
@@ -450,6 +576,7 @@ def main() -> int:
         action="store_true",
         help="only the per-row fields comparison (severity, top features; issue 16)",
     )
+    parser.add_argument("--rest-only", action="store_true", help="only REST beside gRPC (issue 21)")
     parser.add_argument(
         "--baseline",
         metavar="REV",
@@ -463,6 +590,11 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as workdir:
             security = measure_security(args.models_dir, dim, Path(workdir), args.repeats)
         report_security(security)
+        return 0
+    if args.rest_only:
+        with tempfile.TemporaryDirectory() as workdir:
+            rest = measure_rest(args.models_dir, dim, Path(workdir), args.repeats)
+        report_rest(rest)
         return 0
     if args.baseline:
         with tempfile.TemporaryDirectory() as workdir:
@@ -494,9 +626,11 @@ def main() -> int:
                 stop(process)
         security = measure_security(args.models_dir, dim, Path(workdir), args.repeats)
         fields, notes = measure_fields(args.models_dir, dim, Path(workdir), args.repeats)
+        rest = measure_rest(args.models_dir, dim, Path(workdir), args.repeats)
     report(args, dim, cores, ceil, floor, runs)
     report_security(security)
     report_fields(fields, notes)
+    report_rest(rest)
     return 0
 
 

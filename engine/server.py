@@ -7,14 +7,17 @@ import logging
 import signal
 
 import grpc
+import prometheus_client
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from datasentinel.engine.errors import BindError, EngineError
+from datasentinel.engine.metrics.certificates import register_certificate_expiry
 from datasentinel.engine.metrics.collectors import metrics
 from datasentinel.engine.metrics.core_calls import core_calls
 from datasentinel.engine.metrics.endpoint import serve_metrics
+from datasentinel.engine.metrics.model_gauges import follow_model
 from datasentinel.engine.model.providers import TensorRTOptions
 from datasentinel.engine.model.reload import ModelReloader
 from datasentinel.engine.model.session import RuntimeOptions, load_model
@@ -24,6 +27,7 @@ from datasentinel.engine.protocol import options as grpc_options
 from datasentinel.engine.protocol.call_admission import CallAdmission, CallLimits
 from datasentinel.engine.protocol.oip_servicer import InferenceServicer
 from datasentinel.engine.protocol.v1_servicer import AnomalyScorerServicer
+from datasentinel.engine.rest.server import start_rest
 from datasentinel.engine.scoring.core import Limits, ScoringCore
 from datasentinel.engine.security import add_port, auth_interceptors
 from datasentinel.engine.settings import EngineSettings
@@ -121,11 +125,16 @@ async def serve(
         threshold=settings.threshold,
     )
     health = health_aio.HealthServicer()
-    server = _build_server(settings, core, health, reuse_port)
+    # One admission for both transports: a client's REST and gRPC calls share its budget.
+    admission = CallAdmission(call_limits(settings))
+    server = _build_server(settings, core, health, admission, reuse_port)
     await _set_health(health, NOT_SERVING)
     port = _bind(server, settings)
+    if settings.metrics_port >= 0:  # workers serve none: the supervisor adds it to its own
+        register_certificate_expiry(settings, prometheus_client.REGISTRY)
     serve_metrics(settings)
     metrics().serving(model.model_version, model.config.model_sha256, model.provider)
+    rest = await start_rest(settings, core, admission.calls, reuse_port)  # a busy port: exit 2
     await server.start()
     log.info("listening on %s:%d", settings.bind_host, port)
     try:
@@ -138,6 +147,7 @@ async def serve(
                 background.create_task(reloader.run()),
                 background.create_task(_forward(signals.reload, reloader.request)),
                 background.create_task(core_calls().run()),
+                background.create_task(follow_model(core)),
             ]
             await signals.requested.wait()
             for task in tasks:
@@ -145,7 +155,9 @@ async def serve(
     finally:
         core.ready = False
         await health.enter_graceful_shutdown()
-        await _stop(server, settings.grace_seconds, signals.forced)
+        stopping = [_stop(server, settings.grace_seconds, signals.forced)]
+        stopping += [rest.cleanup()] if rest is not None else []
+        await asyncio.gather(*stopping)
         await core.close()
         log.info("stopped")
 
@@ -171,10 +183,10 @@ def _build_server(
     settings: EngineSettings,
     core: ScoringCore,
     health: health_aio.HealthServicer,
+    admission: CallAdmission,
     reuse_port: bool,
 ) -> grpc.aio.Server:
     max_bytes = settings.max_message_mb * 1024 * 1024
-    admission = CallAdmission(call_limits(settings))
     server = grpc.aio.server(
         interceptors=auth_interceptors(settings),
         maximum_concurrent_rpcs=backstop_rpcs(admission.limits),

@@ -94,6 +94,14 @@ class EngineSettings(BaseSettings):
         description="Port of the Prometheus /metrics endpoint (HTTP); 0 picks a free one, -1 "
         "turns it off. Env: ENGINE_METRICS_PORT.",
     )
+    http_port: int = Field(
+        -1,
+        ge=-1,
+        le=65535,
+        description="Port of the REST/JSON Open Inference Protocol (/v2/...; HTTPS with the TLS "
+        "files, the same token and limits as gRPC); 0 picks a free one, -1 (the default) turns "
+        "it off. Env: ENGINE_HTTP_PORT.",
+    )
     reload_poll_seconds: float = Field(
         2.0,
         ge=0,

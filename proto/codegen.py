@@ -15,7 +15,11 @@ from importlib import resources
 from pathlib import Path
 
 PROTO_ROOT = Path(__file__).resolve().parent
-PROTO_FILES = ("datasentinel/v1/scoring.proto", "datasentinel/oip/grpc_predict_v2.proto")
+PROTO_FILES = (
+    "datasentinel/v1/scoring.proto",
+    "datasentinel/oip/model_config.proto",
+    "datasentinel/oip/grpc_predict_v2.proto",
+)
 
 
 def generate(out_dir: Path) -> None:

@@ -232,6 +232,7 @@ class EngineProcess:
     process: subprocess.Popen
     port: int = 0
     metrics_port: int = 0
+    http_port: int = 0  # the REST port, when the engine serves one (--http-port)
     host: str = "127.0.0.1"  # the address it listens on (read back with the port)
     lines: list[str] = field(default_factory=list)
     # TLS credentials for channel() (and so wait_serving) when the engine serves TLS.
@@ -296,6 +297,9 @@ def spawn_engine(
             metrics = re.search(r"metrics on http://[\d.]+:(\d+)/metrics", line)
             if metrics:
                 engine.metrics_port = int(metrics.group(1))
+            rest = re.search(r"REST on https?://[\d.]+:(\d+)/v2", line)
+            if rest:
+                engine.http_port = int(rest.group(1))
             match = re.search(r"listening on ([\d.]+):(\d+)", line)
             if match:
                 engine.host, engine.port = match.group(1), int(match.group(2))

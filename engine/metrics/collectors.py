@@ -65,8 +65,22 @@ class Metrics:
             ["model_version", "model_sha256", "execution_provider"],
             multiprocess_mode="livemax",
         )
-        self.reloads = Counter(
-            "datasentinel_model_reloads", "Hot reload attempts by outcome.", ["outcome"]
+        # Every worker reloads the same artifacts: a counter summed over N workers showed one
+        # reload as N. Each worker's own count, the engine's the highest of them (a worker
+        # started after a reload has seen fewer; its files stay after it dies, so "max" holds).
+        # A gauge by type, counting up like a counter: increase() and rate() read it alike.
+        self.reloads = Gauge(
+            "datasentinel_model_reloads_total",
+            "Hot reload attempts by outcome, once per engine (each worker reloads the same "
+            "artifacts; the most any worker saw).",
+            ["outcome"],
+            multiprocess_mode="max",
+        )
+        self._reload_counts = {"success": 0, "failure": 0}
+        self.threshold = Gauge(
+            "datasentinel_model_threshold",
+            "The decision threshold in force for requests that do not set their own.",
+            multiprocess_mode="livemax",
         )
         # labels() validates and locks on every call: on the per-request path, look children
         # up once (measured: metrics were ~20% of the CPU per single-vector message before).
@@ -107,7 +121,14 @@ class Metrics:
         self.model.labels(version, sha256, provider).set(1)
 
     def reloaded(self, ok: bool) -> None:
-        self.reloads.labels("success" if ok else "failure").inc()
+        outcome = "success" if ok else "failure"
+        self._reload_counts[outcome] += 1
+        self.reloads.labels(outcome).set(self._reload_counts[outcome])
+
+    def model_in_force(self, threshold: float) -> None:
+        self.threshold.set(threshold)
+        for outcome, count in self._reload_counts.items():  # both series exist from the start
+            self.reloads.labels(outcome).set(count)
 
 
 def observe_many(histogram: Histogram, values: np.ndarray) -> None:

@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator
 import grpc
 
 from datasentinel.engine.errors import ModelNotFound
+from datasentinel.engine.metrics.statistics import read_statistics
 from datasentinel.engine.protocol import oip_converters as convert
+from datasentinel.engine.protocol import oip_model_info as info
 from datasentinel.engine.protocol.status import abort_on_error
 from datasentinel.engine.protocol.streaming import answer_in_order, score_all
 from datasentinel.engine.scoring.core import ScoreBatch, ScoringCore
@@ -45,7 +47,25 @@ class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
     @abort_on_error
     async def ModelMetadata(self, request, context) -> oip.ModelMetadataResponse:
         convert.check_model(request.name, request.version, self._core.model, self._name)
-        return convert.model_metadata(self._core.model, self._name)
+        return info.model_metadata(self._core.model, self._name)
+
+    @abort_on_error
+    async def ModelConfig(self, request, context) -> oip.ModelConfigResponse:
+        model = self._core.model
+        convert.check_model(request.name, request.version, model, self._name)
+        config = info.model_config(model, self._name, self._core.limits.max_batch_rows)
+        return oip.ModelConfigResponse(config=config)
+
+    @abort_on_error
+    async def ModelStatistics(self, request, context) -> oip.ModelStatisticsResponse:
+        model = self._core.model
+        if request.name:  # empty: every model (Triton's convention)
+            convert.check_model(request.name, request.version, model, self._name)
+        return info.model_statistics(model, self._name, read_statistics())
+
+    async def RepositoryIndex(self, request, context) -> oip.RepositoryIndexResponse:
+        model, ready = self._core.model, self._core.ready
+        return info.repository_index(model, self._name, ready, request.ready)
 
     @abort_on_error
     async def ModelInfer(self, request, context) -> oip.ModelInferResponse:

@@ -37,6 +37,26 @@ _REASONS: dict[type[errors.EngineError], str] = {
 }
 
 
+# The same outcomes over HTTP (engine/rest/), as Triton's and KServe's REST endpoints answer
+# them; a message too large is 413, not 429 (retrying it as it is cannot help).
+_HTTP: dict[grpc.StatusCode, int] = {
+    grpc.StatusCode.OK: 200,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.UNAVAILABLE: 503,
+}
+
+
+def http_status(code: grpc.StatusCode, exc: Exception | None = None) -> int:
+    """The HTTP status for a call that ended with ``code`` (caused by ``exc``, when known)."""
+    if isinstance(exc, errors.TooLarge):
+        return 413
+    return _HTTP.get(code, 500)
+
+
 def status_for(exc: Exception) -> tuple[grpc.StatusCode, str]:
     """The status code and message a client gets for ``exc``. Unknown errors are bugs: logged with
     their traceback, reported as INTERNAL without internals."""

@@ -1,5 +1,6 @@
 """Bearer-token authentication, checked in one place: a server interceptor in front of every
-RPC except the standard health service (probes carry no secrets).
+RPC except the probes (probes carry no secrets): the standard health service, and the Open
+Inference Protocol's liveness and readiness calls, which answer one boolean each.
 
 Tokens come from a file, one per line (blank lines and ``#`` comments ignored), reread when the
 file changes so tokens can be added or revoked without a restart. A presented token is compared
@@ -28,6 +29,11 @@ from datasentinel.secret_files import parse_tokens
 log = logging.getLogger(__name__)
 
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
+# The protocol's own probes, by exact method: they say no more than the health service does
+# (live, ready, the served model ready). Metadata, config and statistics stay behind the token.
+OPEN_METHODS = frozenset(
+    f"/inference.GRPCInferenceService/{rpc}" for rpc in ("ServerLive", "ServerReady", "ModelReady")
+)
 # What a refused caller is told: how to authenticate, never anything about the tokens.
 UNAUTHENTICATED_MESSAGE = (
     "this engine requires a token: send 'authorization: Bearer <token>' metadata "
@@ -143,15 +149,15 @@ def _denial(method: str) -> grpc.RpcMethodHandler:
 
 class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
     """Lets a call through when its ``authorization`` metadata carries an accepted token, or when
-    it is a health check; refuses it UNAUTHENTICATED otherwise, unknown methods included (an
-    UNIMPLEMENTED answer would let a stranger list the methods)."""
+    it is a probe (health service, OIP live/ready); refuses it UNAUTHENTICATED otherwise,
+    unknown methods included (an UNIMPLEMENTED answer would let a stranger list the methods)."""
 
     def __init__(self, tokens: TokenFile) -> None:
         self._tokens = tokens
 
     async def intercept_service(self, continuation, handler_call_details):
         method = handler_call_details.method
-        if method.startswith(HEALTH_PREFIX):
+        if method.startswith(HEALTH_PREFIX) or method in OPEN_METHODS:
             return await continuation(handler_call_details)
         header = _authorization(handler_call_details.invocation_metadata)
         if self._tokens.accepts_header(header):

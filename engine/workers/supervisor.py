@@ -24,6 +24,9 @@ from contextlib import contextmanager
 
 from prometheus_client import CollectorRegistry, multiprocess
 
+from datasentinel.engine.errors import BindError
+from datasentinel.engine.metrics.certificates import register_certificate_expiry
+from datasentinel.engine.metrics.worker_processes import WorkerProcesses
 from datasentinel.engine.model.session import load_model
 from datasentinel.engine.server import (
     configure_logging,
@@ -48,17 +51,21 @@ def run_workers(settings: EngineSettings, count: int) -> int:
     # Read by prometheus-client when a worker imports it: values go to files, summed on scrape.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:
-        with _reserved_port(settings.bind_host, settings.port) as port:
+        with (
+            _reserved_port(settings.bind_host, settings.port) as port,
+            _reserved_http_port(settings) as http_port,
+        ):
             # Every port is taken before "listening" is said: a busy metrics port is the error.
-            _serve_metrics(settings, metrics_dir)
+            processes = WorkerProcesses(count)
+            _serve_metrics(settings, metrics_dir, processes)
             log.info("listening on %s:%d with %d workers", settings.bind_host, port, count)
-            worker_settings = settings.model_copy(update={"port": port, "metrics_port": -1})
-            return _supervise(worker_settings, count)
+            update = {"port": port, "metrics_port": -1, "http_port": http_port}
+            return _supervise(settings.model_copy(update=update), count, processes)
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-def _supervise(settings: EngineSettings, count: int) -> int:
+def _supervise(settings: EngineSettings, count: int, processes: WorkerProcesses) -> int:
     context = multiprocessing.get_context("spawn")
     supervisor_pid = os.getpid()
 
@@ -74,6 +81,7 @@ def _supervise(settings: EngineSettings, count: int) -> int:
             worker.start()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        processes.started(index, worker)
         return worker
 
     budget = RestartBudget(settings.worker_restart_limit, settings.worker_restart_window_seconds)
@@ -129,7 +137,30 @@ def _reserved_port(host: str, port: int) -> Iterator[int]:
         reservation.close()
 
 
-def _serve_metrics(settings: EngineSettings, metrics_dir: str) -> None:
+@contextmanager
+def _reserved_http_port(settings: EngineSettings) -> Iterator[int]:
+    """The REST port, held like the gRPC port while the workers share it (-1: REST off); port
+    0 is resolved here, so that every worker serves the same one."""
+    if settings.http_port < 0:
+        yield -1
+        return
+    reservation = _reserved_port(settings.bind_host, settings.http_port)
+    try:
+        port = reservation.__enter__()
+    except BindError:
+        raise BindError(
+            f"cannot serve REST on {settings.bind_host}:{settings.http_port}: the port is in use; "
+            "choose another with --http-port / ENGINE_HTTP_PORT (-1 turns it off)"
+        ) from None
+    try:
+        yield port
+    finally:
+        reservation.__exit__(None, None, None)
+
+
+def _serve_metrics(settings: EngineSettings, metrics_dir: str, processes: WorkerProcesses) -> None:
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=metrics_dir)
+    registry.register(processes)
+    register_certificate_expiry(settings, registry)
     serve_metrics(settings, registry)

@@ -71,6 +71,18 @@ def test_tritonclient_scores_like_our_own_service(served, tmp_path):
         "top_feature_shares",
     ]
     assert got["id"] == "r1"
+    # Triton's config, index and statistics calls: what perf_analyzer reads before it sends.
+    assert got["config"]["max_batch_size"] == 4096
+    assert got["config"]["platform"] == "onnxruntime_onnx"
+    assert got["config"]["input"] == [
+        {"name": "features", "data_type": "TYPE_FP32", "dims": [str(model.dim)]}
+    ]
+    assert got["config"]["outputs"]["score"] == ["1"]
+    assert got["config"]["outputs"]["feature_errors"] == [str(model.dim)]
+    assert json.loads(got["config"]["feature_names"]) == [f"f{i}" for i in range(model.dim)]
+    assert got["index"] == [{"name": "datasentinel", "version": "tiny-1", "state": "READY"}]
+    assert got["inference_count_after"] - got["inference_count_before"] == 100  # two infers
+    assert got["success_count"] >= 1
     assert got["parameters"]["threshold"] == pytest.approx(model.threshold)
     assert got["parameters"]["execution_provider"] == "CPUExecutionProvider"
     assert len(got["parameters"]["model_sha256"]) == 64
@@ -94,6 +106,24 @@ def infer_request(x, **kwargs):
         "raw_input_contents": [x.tobytes()],
     }
     return oip.ModelInferRequest(**{**defaults, **kwargs})
+
+
+def test_model_metadata_names_the_features(stub, served):
+    metadata = stub.ModelMetadata(oip.ModelMetadataRequest(name="datasentinel"), timeout=10)
+    names = json.loads(metadata.parameters["feature_names"].string_param)
+    assert names == [f"f{i}" for i in range(served[0].dim)]
+
+
+def test_config_and_statistics_of_an_unknown_model_are_not_found(stub):
+    for call, request in (
+        (stub.ModelConfig, oip.ModelConfigRequest(name="other")),
+        (stub.ModelStatistics, oip.ModelStatisticsRequest(name="other")),
+    ):
+        with pytest.raises(grpc.RpcError) as caught:
+            call(request, timeout=10)
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    ready_only = stub.RepositoryIndex(oip.RepositoryIndexRequest(ready=True), timeout=10)
+    assert [m.name for m in ready_only.models] == ["datasentinel"]
 
 
 def test_contents_and_raw_bytes_give_the_same_scores(stub, served):

@@ -160,6 +160,37 @@ def test_health_needs_no_token_and_the_compose_healthcheck_speaks_tls(
     assert "SERVING" in capsys.readouterr().out
 
 
+OPEN_PROBES = {
+    "ServerLive": oip.ServerLiveRequest(),
+    "ServerReady": oip.ServerReadyRequest(),
+    "ModelReady": oip.ModelReadyRequest(name="datasentinel"),
+}
+GUARDED_MODEL_CALLS = {
+    "ServerMetadata": oip.ServerMetadataRequest(),
+    "ModelMetadata": oip.ModelMetadataRequest(name="datasentinel"),
+    "ModelConfig": oip.ModelConfigRequest(name="datasentinel"),
+    "ModelStatistics": oip.ModelStatisticsRequest(name="datasentinel"),
+    "RepositoryIndex": oip.RepositoryIndexRequest(),
+}
+
+
+def test_oip_probes_need_no_token_but_model_facts_do(secured, pki):
+    """Live/ready answer a stranger as the health service does (one boolean); the model's
+    metadata, configuration, statistics and the repository stay behind the token."""
+    with grpc.secure_channel(secured.address, tls(pki)) as channel:
+        stub = oip_grpc.GRPCInferenceServiceStub(channel)
+        for rpc, request in OPEN_PROBES.items():
+            answer = getattr(stub, rpc)(request, timeout=10)
+            assert answer.ListFields()[0][1] is True, rpc
+        for rpc, request in GUARDED_MODEL_CALLS.items():
+            error = refused(lambda: getattr(stub, rpc)(request, timeout=10))  # noqa: B023
+            assert error.code() == grpc.StatusCode.UNAUTHENTICATED, rpc
+    with grpc.secure_channel(secured.address, with_token(tls(pki))) as channel:
+        stub = oip_grpc.GRPCInferenceServiceStub(channel)
+        for rpc, request in GUARDED_MODEL_CALLS.items():
+            assert getattr(stub, rpc)(request, timeout=10).ByteSize() > 0, rpc
+
+
 def test_plain_text_or_an_unknown_ca_cannot_reach_a_tls_engine(secured, pki):
     assert health(secured.address, None) == "UNAVAILABLE"
     assert health(secured.address, tls(pki, ca="other-ca")) == "UNAVAILABLE"
@@ -174,7 +205,15 @@ def test_tritonclient_authenticates_with_a_header(secured, pki):
     assert probe.returncode == 0, probe.stderr
     got = json.loads(probe.stdout)
     assert got["ready"] and got["n_scores"] == 2
-    for refused_case in ("no_header", "wrong_token"):
+    assert got["open_probes"] == [True, True, True, True]
+    assert got["config_max_batch_size"] > 0
+    for refused_case in (
+        "no_header",
+        "wrong_token",
+        "config_no_header",
+        "statistics_no_header",
+        "index_no_header",
+    ):
         assert got[refused_case].startswith("StatusCode.UNAUTHENTICATED"), got
         assert "authorization: Bearer" in got[refused_case]
 

@@ -18,11 +18,24 @@ headers = {"authorization": f"Bearer {token}"}
 features = triton.InferInput("features", [2, 8], "FP32")
 features.set_data_from_numpy(np.zeros((2, 8), dtype=np.float32))
 out = {"ready": client.is_model_ready("datasentinel", headers=headers)}
+# The probes need no token, as the gRPC health service does not.
+out["open_probes"] = [
+    client.is_server_live(),
+    client.is_server_ready(),
+    client.is_model_ready("datasentinel"),
+    client.is_server_live(headers={"authorization": "Bearer nope"}),
+]
+config = client.get_model_config("datasentinel", headers=headers, as_json=True)["config"]
+out["config_max_batch_size"] = config["max_batch_size"]
 result = client.infer("datasentinel", [features], headers=headers)
 out["n_scores"] = len(result.as_numpy("score"))
+wrong = {"authorization": "Bearer nope"}
 for name, call in (
     ("no_header", lambda: client.infer("datasentinel", [features])),
-    ("wrong_token", lambda: client.is_server_ready(headers={"authorization": "Bearer nope"})),
+    ("wrong_token", lambda: client.get_model_metadata("datasentinel", headers=wrong)),
+    ("config_no_header", lambda: client.get_model_config("datasentinel")),
+    ("statistics_no_header", lambda: client.get_inference_statistics("datasentinel")),
+    ("index_no_header", lambda: client.get_model_repository_index()),
 ):
     try:
         call()

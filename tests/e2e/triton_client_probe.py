@@ -47,6 +47,17 @@ out = {
 metadata = client.get_model_metadata("datasentinel", as_json=True)
 out["inputs"] = metadata["inputs"]
 out["outputs"] = [o["name"] for o in metadata["outputs"]]
+before = client.get_inference_statistics("datasentinel", as_json=True)["model_stats"][0]
+out["inference_count_before"] = int(before.get("inference_count", 0))
+config = client.get_model_config("datasentinel", as_json=True)["config"]
+out["config"] = {
+    "max_batch_size": config["max_batch_size"],
+    "platform": config["platform"],
+    "input": config["input"],
+    "outputs": {o["name"]: o.get("dims") for o in config["output"]},
+    "feature_names": config["parameters"]["feature_names"]["string_value"],
+}
+out["index"] = client.get_model_repository_index(as_json=True)["models"]
 
 features = triton.InferInput("features", list(x.shape), "FP32")
 features.set_data_from_numpy(x)
@@ -60,6 +71,9 @@ out["id"] = response["id"]
 out["parameters"] = {k: next(iter(v.values())) for k, v in response["parameters"].items()}
 
 default = client.infer("datasentinel", [features])
+after = client.get_inference_statistics("datasentinel", as_json=True)["model_stats"][0]
+out["inference_count_after"] = int(after["inference_count"])
+out["success_count"] = int(after["inference_stats"]["success"]["count"])
 out["default_outputs"] = sorted(o["name"] for o in default.get_response(as_json=True)["outputs"])
 
 # Triton's streaming API: a bad request gets its own error and the stream goes on.
