@@ -7,13 +7,11 @@ import logging
 import signal
 
 import grpc
-import prometheus_client
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from datasentinel.engine.errors import BindError, EngineError
-from datasentinel.engine.metrics.certificates import register_certificate_expiry
 from datasentinel.engine.metrics.collectors import metrics
 from datasentinel.engine.metrics.core_calls import core_calls
 from datasentinel.engine.metrics.endpoint import serve_metrics
@@ -130,8 +128,6 @@ async def serve(
     server = _build_server(settings, core, health, admission, reuse_port)
     await _set_health(health, NOT_SERVING)
     port = _bind(server, settings)
-    if settings.metrics_port >= 0:  # workers serve none: the supervisor adds it to its own
-        register_certificate_expiry(settings, prometheus_client.REGISTRY)
     serve_metrics(settings)
     metrics().serving(model.model_version, model.config.model_sha256, model.provider)
     rest = await start_rest(settings, core, admission.calls, reuse_port)  # a busy port: exit 2

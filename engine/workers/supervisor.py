@@ -25,7 +25,6 @@ from contextlib import contextmanager
 from prometheus_client import CollectorRegistry, multiprocess
 
 from datasentinel.engine.errors import BindError
-from datasentinel.engine.metrics.certificates import register_certificate_expiry
 from datasentinel.engine.metrics.worker_processes import WorkerProcesses
 from datasentinel.engine.model.session import load_model
 from datasentinel.engine.server import (
@@ -162,5 +161,4 @@ def _serve_metrics(settings: EngineSettings, metrics_dir: str, processes: Worker
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=metrics_dir)
     registry.register(processes)
-    register_certificate_expiry(settings, registry)
     serve_metrics(settings, registry)

@@ -175,11 +175,11 @@ async def closed_loop(
 
 def test_at_64x_load_every_failure_is_counted(model_dir, start_engine):
     """Before: at 4,096 callers 31-42% of calls failed CANCELLED or UNAVAILABLE and the engine
-    counted none of them. 64x here is 512 callers against a limit of 8 calls: the engine refuses
+    counted none of them. 64x here is 512 callers against a limit of 2 calls: the engine refuses
     what it sees (RESOURCE_EXHAUSTED, counted by reason) and gRPC's core drops what waits ahead of
     it (CANCELLED at the client), which the core's own counts now show."""
     engine = start_engine(
-        model_dir, "--workers", "1", "--max-concurrent-rpcs", "8", "--max-calls-per-peer", "8"
+        model_dir, "--workers", "1", "--max-concurrent-rpcs", "2", "--max-calls-per-peer", "2"
     )
     time.sleep(2.5)  # the core counts are copied every 2 s: start-up's health checks are in
     before = core(engine)
@@ -192,6 +192,8 @@ def test_at_64x_load_every_failure_is_counted(model_dir, start_engine):
     time.sleep(2.5)  # the core counts are copied every 2 s
     after = core(engine)
     assert set(codes) <= {"OK", "RESOURCE_EXHAUSTED", "CANCELLED"}, codes
+    # A limit of 2: even on a loaded machine, where the engine picks calls up slowly, some
+    # arrive while 2 are being scored (seen with a limit of 8: none did, once).
     assert codes.get("OK", 0) > 0 and codes.get("RESOURCE_EXHAUSTED", 0) > 0, codes
     shed = refused(engine, "call_limit", "RESOURCE_EXHAUSTED") + refused(
         engine, "peer_limit", "RESOURCE_EXHAUSTED"
