@@ -92,7 +92,11 @@ class Bridge:
         self._in_transaction = False
         self.stop = threading.Event()
         self.failure: str | None = None  # why the bridge stopped on its own (exit 1)
-        self._consumer = consumer_factory(error_cb=self._on_client_error, stats_cb=metrics.on_stats)
+        self._consumer = consumer_factory(
+            error_cb=self._on_client_error,
+            stats_cb=metrics.on_stats,
+            on_commit=self._on_commit,
+        )
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -252,17 +256,26 @@ class Bridge:
         if not force and self._clock() - self._last_commit < interval:
             return
         self._last_commit = self._clock()
-        points = self._tracker.to_commit()
+        points = self._tracker.commit_points() if force else self._tracker.to_commit()
         if not points:
             return
         offsets = [TopicPartition(t, p, o) for (t, p), o in points.items()]
         try:
             self._consumer.commit(offsets=offsets, asynchronous=not force)
         except KafkaException as e:
-            log.warning("commit failed (%s); the next one covers it", e)
+            log.warning("commit failed (%s); the next one covers it", e.args[0].str())
             return
         self._tracker.committed(points)
         self._metrics.commits.inc()
+
+    def _on_commit(self, error, partitions) -> None:
+        """An asynchronous commit's result: what failed (a rebalance in progress, a broker
+        away) is committed again with the next one."""
+        failed = [p for p in partitions if error is not None or p.error is not None]
+        if failed:
+            reason = error.str() if error is not None else failed[0].error.str()
+            log.info("commit of %s failed (%s); retried with the next", _names(failed), reason)
+            self._tracker.not_committed((p.topic, p.partition) for p in failed)
 
     def _commit_barrier(self) -> bool:
         """With transactions: time to end the interval (nothing new is read until the events
@@ -336,6 +349,8 @@ class Bridge:
     def _on_revoke(self, consumer, partitions) -> None:
         log.info("revoked %s: finishing what was read from them", _names(partitions))
         self._drain(self._settings.drain_timeout)
+        points = {tp: self._tracker.commit_point(tp) for tp in self._assigned}
+        log.info("handing back at %s", ", ".join(f"{t}[{p}]@{o}" for (t, p), o in points.items()))
         self._hand_back(partitions)
 
     def _on_lost(self, consumer, partitions) -> None:

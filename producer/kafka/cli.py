@@ -7,6 +7,7 @@ offsets); 2: bad settings; 3: the engine was not SERVING within --ready-timeout.
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import signal
 import sys
@@ -94,7 +95,9 @@ def run(settings: BridgeSettings) -> int:
 
 
 def _stop_on_signals(bridge: Bridge) -> None:
-    """SIGTERM and SIGINT end the loop (a drain follows); a second one exits at once."""
+    """SIGTERM and SIGINT end the loop (a drain follows); a second one exits at once. SIGUSR1
+    prints every thread's stack to stderr (a bridge that seems stuck)."""
+    faulthandler.register(signal.SIGUSR1)
 
     def handle(signum, frame) -> None:
         if bridge.stop.is_set():

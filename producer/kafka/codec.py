@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 # Output fields the engine fills; an input key of the same name is kept as ``input_<name>``.
 VERDICT_FIELDS = (
     "score",
@@ -103,8 +104,6 @@ class Decoder:
             if isinstance(number, str):
                 return Rejected(source, key, value, f"feature {name!r}: {number}")
             vector[i] = number
-        if not np.isfinite(vector[~np.isnan(vector)]).all():  # beyond float32's range
-            return Rejected(source, key, value, "a feature is beyond float32's range")
         keys = {k: v for k, v in obj.items() if k not in self._features}
         return Event(source, key, vector, keys, timestamp_ms)
 
@@ -123,6 +122,8 @@ def _number(value: object, accepts_missing: bool) -> float | str:
         return "beyond float32's range"
     if not math.isfinite(number):
         return f"not finite: {value!r}"
+    if abs(number) > FLOAT32_MAX:
+        return f"{value!r} is beyond float32's range"
     return number
 
 

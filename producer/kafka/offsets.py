@@ -59,6 +59,16 @@ class OffsetTracker:
             if p.next_commit is not None and p.next_commit != p.committed
         }
 
+    def commit_points(self) -> dict[TopicPartitionKey, int]:
+        """Every partition's commit point, moved or not (the last commit before a hand-back)."""
+        return {tp: p.next_commit for tp, p in self._parts.items() if p.next_commit is not None}
+
+    def not_committed(self, tps) -> None:
+        """A commit of ``tps`` failed: their points count as moved again."""
+        for tp in tps:
+            if tp in self._parts:
+                self._parts[tp].committed = None
+
     def committed(self, points: dict[TopicPartitionKey, int]) -> None:
         for tp, offset in points.items():
             if tp in self._parts:

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import build_tiny_model
-from tests.producer.kafka.brokers import start_mock_cluster
-from tests.producer.kafka.harness import BridgeProcess, Feed, Reader, account
+from tests.producer.kafka.brokers import create_topics, start_mock_cluster
+from tests.producer.kafka.harness import BridgeProcess, Feed, Reader, account, unique
 
 pytestmark = pytest.mark.e2e
 log = logging.getLogger(__name__)
@@ -37,8 +37,11 @@ def cluster():
 
 
 @pytest.fixture
-def topic() -> str:
-    return f"events-{uuid.uuid4().hex[:8]}"
+def topic(cluster) -> str:
+    """A new input topic (4 partitions: the mock cluster's default), created before use."""
+    name = f"events-{uuid.uuid4().hex[:8]}"
+    create_topics(cluster.bootstrap, name)
+    return name
 
 
 @pytest.fixture
@@ -70,6 +73,12 @@ def finish(reader: Reader, feed: Feed, name: str, *bridges: BridgeProcess):
         assert bridge.terminate() == 0, bridge.log
     result = account(reader, COUNT, len(feed.bad_keys))
     log.info("%s: %s", name, result)
+    if result.lost:
+        log.info(
+            "%d verdicts read; bridge logs:\n%s",
+            len(reader.verdicts),
+            "\n".join(b.log[-3000:] for b in bridges),
+        )
     result.assert_complete()
     assert {r["reason"] != "" for r in reader.dead_letters} == {True}
     return result
@@ -89,3 +98,67 @@ def test_every_event_answered_and_every_bad_one_dead_lettered(
     assert {"score", "is_anomaly", "severity", "threshold", "model_version"} <= verdict.keys()
     assert len(verdict["top_features"]) == 3
     assert "stopped after draining" in bridge.log
+
+
+RATE = 8_000  # events/s written while the bridge runs: a 2.5 s stream, so kills land mid-run
+# A group rebalance on the mock cluster takes 1.5-4 s (join phase): an 8 s stream has room for a
+# join and a leave.
+REBALANCE_RATE = 2_500
+
+
+def mid_run(reader: Reader, bridge: BridgeProcess, verdicts: int) -> None:
+    reader.wait_for(verdicts, timeout=30, alive=[bridge])
+    assert len(unique(reader.verdicts)) < COUNT, "the run was over before the fault: nothing tested"
+
+
+def test_bridge_killed_mid_run_and_restarted_loses_nothing(
+    models, cluster, topic, start_engine, bridges, reader
+):
+    engine = start_engine(models, "--workers", "1")
+    first = bridges(cluster.bootstrap, engine.port, topic)
+    first.wait_for_log(f"assigned {topic}")
+    feed = Feed(cluster.bootstrap, topic, COUNT, rate=RATE)
+    feed.start()
+    mid_run(reader, first, 5000)
+    first.kill()
+    second = bridges(cluster.bootstrap, engine.port, topic)
+    result = finish(reader, feed, "bridge killed", second)
+    log.info("bridge kill -9: %d repeat(s), every one identical to its first", result.repeats)
+
+
+def test_engine_killed_mid_run_pauses_the_input_and_loses_nothing(
+    models, cluster, topic, start_engine, bridges, reader
+):
+    engine = start_engine(models, "--workers", "1")
+    port = engine.port
+    bridge = bridges(cluster.bootstrap, port, topic)
+    bridge.wait_for_log(f"assigned {topic}")
+    feed = Feed(cluster.bootstrap, topic, COUNT, rate=RATE)
+    feed.start()
+    mid_run(reader, bridge, 5000)
+    engine.process.kill()
+    engine.process.wait(10)
+    bridge.wait_for_log("paused")
+    time.sleep(1.0)  # the engine stays down a while: the input stays paused
+    start_engine(models, "--workers", "1", "--port", str(port))
+    result = finish(reader, feed, "engine killed", bridge)
+    assert "resumed" in bridge.log
+    log.info("engine kill -9: %d repeat(s)", result.repeats)
+
+
+def test_rebalance_second_bridge_joins_then_leaves_loses_nothing(
+    models, cluster, topic, start_engine, bridges, reader
+):
+    engine = start_engine(models, "--workers", "1")
+    first = bridges(cluster.bootstrap, engine.port, topic)
+    first.wait_for_log(f"assigned {topic}")
+    feed = Feed(cluster.bootstrap, topic, COUNT, rate=REBALANCE_RATE)
+    feed.start()
+    mid_run(reader, first, 2000)
+    second = bridges(cluster.bootstrap, engine.port, topic)
+    second.wait_for_log(f"assigned {topic}")
+    mid_run(reader, second, len(unique(reader.verdicts)) + 2000)
+    assert second.terminate() == 0, second.log  # leaves: drains, commits, hands back
+    assert "revoked" in first.log
+    result = finish(reader, feed, "rebalance", first)
+    log.info("rebalance (join, then leave): %d repeat(s)", result.repeats)

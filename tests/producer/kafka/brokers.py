@@ -19,9 +19,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[3]
 # Short group timeouts: a member that died is noticed in seconds, not minutes.
 FAST_GROUP_OPTIONS = (
-    "consumer.session.timeout.ms=6000",
-    "consumer.heartbeat.interval.ms=500",
-    "consumer.max.poll.interval.ms=30000",
+    "consumer.session.timeout.ms=3000",
+    "consumer.heartbeat.interval.ms=300",
+    "consumer.max.poll.interval.ms=10000",
     "consumer.topic.metadata.refresh.interval.ms=1000",
 )
 
@@ -103,3 +103,19 @@ def _listening(port: int, process: subprocess.Popen, timeout: float) -> bool:
         except OSError:
             time.sleep(0.05)
     return False
+
+
+def create_topics(bootstrap: str, *topics: str, timeout: float = 10) -> None:
+    """Creates ``topics`` on a broker that creates topics on first use (the mock cluster); the
+    first metadata answer may come before the partitions exist, so it asks until they do."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap})
+    deadline = time.monotonic() + timeout
+    for topic in topics:
+        while True:
+            metadata = producer.list_topics(topic, timeout=timeout).topics[topic]
+            if metadata.error is None and metadata.partitions:
+                break
+            assert time.monotonic() < deadline, f"topic {topic} not created: {metadata.error}"
+            time.sleep(0.05)

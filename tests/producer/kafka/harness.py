@@ -13,9 +13,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from tests.producer.kafka.brokers import FAST_GROUP_OPTIONS, REPO
+from tests.producer.kafka.brokers import FAST_GROUP_OPTIONS, REPO, create_topics
 
 FEATURES = ["f0", "f1", "f2", "f3"]
 
@@ -92,7 +92,13 @@ class Reader:
                 "isolation.level": "read_committed",
             }
         )
-        self._consumer.subscribe([verdicts, dead_letters])
+        # Assigned, not subscribed: no group join to wait for (3 s on the mock cluster).
+        create_topics(bootstrap, verdicts, dead_letters)
+        parts = []
+        for topic in (verdicts, dead_letters):
+            metadata = self._consumer.list_topics(topic, timeout=10).topics[topic]
+            parts += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in metadata.partitions]
+        self._consumer.assign(parts)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
@@ -118,6 +124,11 @@ class Reader:
             ):
                 return
             time.sleep(0.02)
+        raise AssertionError(
+            f"{len(unique(self.verdicts))} verdicts and {len(unique(self.dead_letters))} dead "
+            f"letters after {timeout:g} s, waiting for {verdicts} and {dead_letters}"
+            + "".join(f"\nbridge log:\n{b.log[-4000:]}" for b in alive)
+        )
 
     def close(self) -> None:
         self._stop.set()
