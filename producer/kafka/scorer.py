@@ -135,10 +135,12 @@ class Scorer:
             time.sleep(timeout)
 
     def drop(self, keep) -> None:
-        """Forgets events for which ``keep(event)`` is false (partitions revoked): they are not
-        written, and their new owner reads them again."""
-        for batch in itertools.chain(self._in_flight, self._waiting):
+        """Forgets waiting events for which ``keep(event)`` is false (partitions revoked): they
+        are not sent again, and their new owner reads them. (Batches in flight keep their
+        events, which their answers' rows match; the bridge skips what it no longer owns.)"""
+        for batch in self._waiting:
             batch.events = [e for e in batch.events if keep(e)]
+        self._waiting = deque(b for b in self._waiting if b.events)
 
     def _send(self, batch: Batch) -> None:
         vectors = np.stack([e.vector for e in batch.events]).astype("<f4", copy=False)

@@ -106,6 +106,13 @@ RATE = 8_000  # events/s written while the bridge runs: a 2.5 s stream, so kills
 REBALANCE_RATE = 2_500
 
 
+def wait_until(condition, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
 def mid_run(reader: Reader, bridge: BridgeProcess, verdicts: int) -> None:
     reader.wait_for(verdicts, timeout=30, alive=[bridge])
     assert len(unique(reader.verdicts)) < COUNT, "the run was over before the fault: nothing tested"
@@ -115,11 +122,12 @@ def test_bridge_killed_mid_run_and_restarted_loses_nothing(
     models, cluster, topic, start_engine, bridges, reader
 ):
     engine = start_engine(models, "--workers", "1")
+    # A backlog: the bridge reads ahead of its verdicts (up to --max-pending), so a kill lands
+    # with thousands of events read and not yet answered.
+    feed = Feed(cluster.bootstrap, topic, COUNT)
+    feed.run()
     first = bridges(cluster.bootstrap, engine.port, topic)
-    first.wait_for_log(f"assigned {topic}")
-    feed = Feed(cluster.bootstrap, topic, COUNT, rate=RATE)
-    feed.start()
-    mid_run(reader, first, 5000)
+    mid_run(reader, first, 3000)
     first.kill()
     second = bridges(cluster.bootstrap, engine.port, topic)
     result = finish(reader, feed, "bridge killed", second)
@@ -131,18 +139,25 @@ def test_engine_killed_mid_run_pauses_the_input_and_loses_nothing(
 ):
     engine = start_engine(models, "--workers", "1")
     port = engine.port
-    bridge = bridges(cluster.bootstrap, port, topic)
+    bridge = bridges(cluster.bootstrap, port, topic, "--metrics-port", "0")
     bridge.wait_for_log(f"assigned {topic}")
-    feed = Feed(cluster.bootstrap, topic, COUNT, rate=RATE)
-    feed.start()
-    mid_run(reader, bridge, 5000)
+    feed = Feed(cluster.bootstrap, topic, COUNT, rate=RATE / 2)
+    feeding = feed.start()
+    mid_run(reader, bridge, 3000)
     engine.process.kill()
     engine.process.wait(10)
-    bridge.wait_for_log("paused")
-    time.sleep(1.0)  # the engine stays down a while: the input stays paused
+    time.sleep(0.5)  # the failed calls are noticed, what was fetched before the pause is taken
+    # While the engine is down the bridge reads nothing more, as the feed goes on: the backlog
+    # waits in the broker (where lag-based scaling sees it), not in the bridge's memory.
+    read_while_down = [bridge.metric("datasentinel_bridge_events_in_total")]
+    time.sleep(1.0)
+    read_while_down.append(bridge.metric("datasentinel_bridge_events_in_total"))
+    assert feeding.is_alive(), "the feed ended before the outage did: nothing to hold back"
+    paused = bridge.metric("datasentinel_bridge_paused")
     start_engine(models, "--workers", "1", "--port", str(port))
     result = finish(reader, feed, "engine killed", bridge)
-    assert "resumed" in bridge.log
+    assert read_while_down[0] == read_while_down[1] and paused == 1, read_while_down
+    assert "paused" in bridge.log and "resumed" in bridge.log
     log.info("engine kill -9: %d repeat(s)", result.repeats)
 
 
@@ -155,9 +170,22 @@ def test_rebalance_second_bridge_joins_then_leaves_loses_nothing(
     feed = Feed(cluster.bootstrap, topic, COUNT, rate=REBALANCE_RATE)
     feed.start()
     mid_run(reader, first, 2000)
-    second = bridges(cluster.bootstrap, engine.port, topic)
+    # The second bridge batches by time (up to 300 ms of events): when it leaves, it holds
+    # events read and not yet answered, which it must finish or hand back uncommitted.
+    second = bridges(
+        cluster.bootstrap,
+        engine.port,
+        topic,
+        "--batch-size",
+        "4096",
+        "--batch-wait-ms",
+        "300",
+        "--metrics-port",
+        "0",
+    )
     second.wait_for_log(f"assigned {topic}")
     mid_run(reader, second, len(unique(reader.verdicts)) + 2000)
+    wait_until(lambda: second.metric("datasentinel_bridge_pending_events") > 0)
     assert second.terminate() == 0, second.log  # leaves: drains, commits, hands back
     assert "revoked" in first.log
     result = finish(reader, feed, "rebalance", first)

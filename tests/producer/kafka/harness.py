@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -219,6 +221,20 @@ class BridgeProcess:
             assert time.monotonic() < deadline, f"no {text!r} in the bridge log:\n{self.log}"
             assert self.process.poll() is None, f"bridge exited early:\n{self.log}"
             time.sleep(0.02)
+
+    def metric(self, name: str) -> float:
+        """One value from the bridge's /metrics (started with --metrics-port 0)."""
+        self.wait_for_log("metrics on http://")
+        url = next(
+            re.search(r"metrics on (http://\S+)", line).group(1)
+            for line in self.lines
+            if "metrics on http://" in line
+        )
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+        assert match, f"no {name} in the bridge's metrics"
+        return float(match.group(1))
 
     def terminate(self, timeout: float = 30) -> int:
         self.process.send_signal(signal.SIGTERM)
