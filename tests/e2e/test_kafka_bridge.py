@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import build_tiny_model
-from tests.producer.kafka.brokers import create_topics, start_mock_cluster
+from tests.producer.kafka.brokers import start_mock_cluster, start_tansu
 from tests.producer.kafka.harness import BridgeProcess, Feed, Reader, account, unique
 
 pytestmark = pytest.mark.e2e
@@ -40,7 +40,7 @@ def cluster():
 def topic(cluster) -> str:
     """A new input topic (4 partitions: the mock cluster's default), created before use."""
     name = f"events-{uuid.uuid4().hex[:8]}"
-    create_topics(cluster.bootstrap, name)
+    cluster.create_topics(name)
     return name
 
 
@@ -190,3 +190,40 @@ def test_rebalance_second_bridge_joins_then_leaves_loses_nothing(
     assert "revoked" in first.log
     result = finish(reader, feed, "rebalance", first)
     log.info("rebalance (join, then leave): %d repeat(s)", result.repeats)
+
+
+@pytest.fixture(scope="module")
+def tansu():
+    broker = start_tansu()
+    yield broker
+    broker.stop()
+
+
+def test_exactly_once_on_tansu_bridge_stopped_mid_run_repeats_nothing(
+    models, tansu, start_engine, bridges
+):
+    """--transactional: verdicts, dead letters and input offsets commit together, so a bridge
+    stopped mid-run (SIGTERM) and started again leaves each verdict exactly once for a
+    read_committed reader.
+
+    What the brokers we have showed (producer/README.md, "Kafka"): librdkafka's mock cluster
+    accepts the transactional calls but commits no offsets through send_offsets_to_transaction
+    and shows open transactions to read_committed readers, so there nothing is exactly-once.
+    Tansu does both, but does not abort a killed producer's open transaction when its successor
+    calls init_transactions (the records become visible), so after kill -9 it repeats events.
+    """
+    topic = f"events-{uuid.uuid4().hex[:8]}"
+    tansu.create_topics(topic, f"{topic}-verdicts", f"{topic}-dead")
+    engine = start_engine(models, "--workers", "1")
+    reader = Reader(tansu.bootstrap, f"{topic}-verdicts", f"{topic}-dead")
+    try:
+        feed = Feed(tansu.bootstrap, topic, COUNT)
+        feed.run()
+        first = bridges(tansu.bootstrap, engine.port, topic, "--transactional")
+        mid_run(reader, first, 3000)
+        assert first.terminate() == 0, first.log
+        second = bridges(tansu.bootstrap, engine.port, topic, "--transactional")
+        result = finish(reader, feed, "exactly-once, bridge stopped and restarted (Tansu)", second)
+        assert result.repeats == 0
+    finally:
+        reader.close()

@@ -32,6 +32,18 @@ class Broker:
     bootstrap: str
     process: subprocess.Popen
 
+    def create_topics(self, *topics: str, partitions: int = 4) -> None:
+        """Creates ``topics`` (the mock cluster makes 4 partitions on first use, whatever is
+        asked; Tansu takes the admin request)."""
+        if self.kind == "tansu":
+            from confluent_kafka.admin import AdminClient, NewTopic
+
+            admin = AdminClient({"bootstrap.servers": self.bootstrap})
+            new = [NewTopic(topic, partitions, 1) for topic in topics]
+            for future in admin.create_topics(new, request_timeout=10).values():
+                future.result(15)
+        create_topics(self.bootstrap, *topics)
+
     def stop(self) -> None:
         if self.process.poll() is None:
             if self.process.stdin is not None:
