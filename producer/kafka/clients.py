@@ -17,6 +17,7 @@ from datasentinel.producer.kafka.settings import BridgeSettings
 
 # How often librdkafka reports its statistics (consumer lag per partition, for the metrics).
 STATS_INTERVAL_MS = 5000
+FETCH_WAIT_MS = 20
 
 
 def common_config(settings: BridgeSettings) -> dict:
@@ -63,6 +64,11 @@ def make_consumer(settings: BridgeSettings, **callbacks) -> Consumer:
         # Upstream writers may be transactional: never score an aborted event.
         "isolation.level": "read_committed",
         "statistics.interval.ms": STATS_INTERVAL_MS,
+        # A fetch the broker holds open returns at the latest after this: the longest an event
+        # can wait in the broker when its partition had nothing new (librdkafka's 500 ms
+        # default; both test brokers hold the fetch the whole time, measured: p50 200-340 ms
+        # event -> verdict at 2,000 events/s with 500).
+        "fetch.wait.max.ms": FETCH_WAIT_MS,
         **callbacks,
         **_options(settings, "consumer"),
     }
