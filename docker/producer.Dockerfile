@@ -1,14 +1,16 @@
-# DataSentinel producer: streams vectors to the engine and reports the results. No torch.
+# DataSentinel producer: streams vectors to the engine and reports the results; also the Kafka
+# bridge (datasentinel-bridge, `python -m datasentinel.producer.kafka`). No torch.
 # Build from the repository root: docker build -f docker/producer.Dockerfile .
 FROM python:3.11-slim AS builder
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-# Dependencies first, from the producer extra: editing the code below reuses this layer.
+# Dependencies first, from the kafka extra (the producer's, plus confluent-kafka with librdkafka
+# in its wheel, and prometheus-client): editing the code below reuses this layer.
 COPY pyproject.toml ./
 COPY docker/requirements.py docker/
-RUN python docker/requirements.py producer > /tmp/requirements.txt \
+RUN python docker/requirements.py kafka > /tmp/requirements.txt \
  && pip install -r /tmp/requirements.txt
 COPY README.md ./
 COPY proto proto

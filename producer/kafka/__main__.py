@@ -1,0 +1,5 @@
+import sys
+
+from datasentinel.producer.kafka.cli import main
+
+sys.exit(main())
