@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,9 @@ ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "docker" / "prometheus"
 RULES = PROMETHEUS / "alerts.yaml"
 RULE_TESTS = PROMETHEUS / "alerts.test.yaml"
-DASHBOARD = ROOT / "docker" / "grafana" / "dashboards" / "datasentinel-engine.json"
+DASHBOARDS = ROOT / "docker" / "grafana" / "dashboards"
+DASHBOARD = DASHBOARDS / "datasentinel-engine.json"
+BRIDGE_DASHBOARD = DASHBOARDS / "datasentinel-bridge.json"
 PROMETHEUS_RULE = ROOT / "docker/kubernetes/overlays/prometheus/prometheusrule.yaml"
 
 needs_promtool = pytest.mark.skipif(
@@ -68,17 +71,19 @@ def test_the_kubernetes_prometheus_rule_is_the_shipped_rules():
     assert rule["spec"]["groups"] == yaml.safe_load(RULES.read_text())["groups"]
 
 
-def dashboard_queries() -> list[str]:
-    panels = json.loads(DASHBOARD.read_text())["panels"]
+def dashboard_queries(dashboard: Path = DASHBOARD) -> list[str]:
+    panels = json.loads(dashboard.read_text())["panels"]
     return [target["expr"] for panel in panels for target in panel["targets"]]
 
 
 @needs_promtool
 def test_every_dashboard_query_is_valid_promql(tmp_path):
     """Each query as a recording rule, for promtool's parser (Grafana's $__rate_interval as 1m)."""
+    queries = [q for path in sorted(DASHBOARDS.glob("*.json")) for q in dashboard_queries(path)]
+    assert len(queries) > len(dashboard_queries())  # the bridge's dashboard too
     rules = [
         {"record": f"dashboard:query_{i}", "expr": expr.replace("$__rate_interval", "1m")}
-        for i, expr in enumerate(dashboard_queries())
+        for i, expr in enumerate(queries)
     ]
     path = tmp_path / "dashboard-rules.yaml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
@@ -101,6 +106,43 @@ def test_the_dashboard_covers_what_operators_watch():
         "process_resident_memory_bytes",
     ):
         assert metric in text, metric
+
+
+def test_the_bridge_dashboard_and_alerts_cover_lag_and_dead_letters():
+    text = " ".join(dashboard_queries(BRIDGE_DASHBOARD))
+    for metric in (
+        "datasentinel_bridge_consumer_lag",
+        "datasentinel_bridge_events_in_total",
+        "datasentinel_bridge_verdicts_total",
+        "datasentinel_bridge_dead_letters_total",
+        "datasentinel_bridge_latency_seconds_bucket",
+        "datasentinel_bridge_paused",
+    ):
+        assert metric in text, metric
+    bridge = {name for name, rule in alerts().items() if "datasentinel_bridge_" in rule["expr"]}
+    assert bridge == {
+        "DataSentinelBridgeFallingBehind",
+        "DataSentinelBridgePaused",
+        "DataSentinelBridgeDeadLetters",
+    }
+
+
+def test_the_bridge_exports_what_its_dashboard_and_alerts_read():
+    """The names the dashboard and rules use are the bridge's own (a renamed metric would leave
+    a panel empty and an alert silent)."""
+    from prometheus_client import generate_latest
+
+    from datasentinel.producer.kafka.metrics import BridgeMetrics
+
+    bridge = BridgeMetrics()
+    bridge.lag.labels("events", "0").set(1)
+    bridge.engine_retries.labels("UNAVAILABLE").inc()
+    exported = generate_latest(bridge.registry).decode()
+    queries = " ".join(dashboard_queries(BRIDGE_DASHBOARD)) + " ".join(
+        rule["expr"] for rule in alerts().values()
+    )
+    for name in set(re.findall(r"datasentinel_bridge_[a-z_]+", queries)):
+        assert f"\n{name}" in exported or exported.startswith(name), name
 
 
 def compose() -> list[str] | None:
