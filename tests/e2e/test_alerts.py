@@ -79,6 +79,7 @@ def prometheus(tmp_path):
         config = yaml.safe_load((SHIPPED / "prometheus.yml").read_text())
         config["global"].update(scrape_interval="1s", evaluation_interval="1s", scrape_timeout="1s")
         job = config["scrape_configs"][0]
+        config["scrape_configs"] = [job]  # the engine's job only: no bridge runs here
         job["static_configs"] = [{"targets": [target]}]
         job["authorization"]["credentials_file"] = str(token_file)
         (tmp_path / "alerts.yaml").write_text(scaled((SHIPPED / "alerts.yaml").read_text()))
@@ -90,7 +91,9 @@ def prometheus(tmp_path):
             stdout=subprocess.DEVNULL, stderr=open(tmp_path / "prometheus.log", "w"),
         )  # fmt: skip
         processes.append(process)
-        return f"http://127.0.0.1:{listening_port(process.pid)}"
+        base = f"http://127.0.0.1:{listening_port(process.pid)}"
+        wait_for(lambda: ready(base), 60, "Prometheus to be ready")  # 503 until then
+        return base
 
     yield start
     for process in processes:
@@ -111,6 +114,14 @@ def firing(base: str) -> set[str]:
     return {
         a["labels"]["alertname"] for a in api(base, "alerts")["alerts"] if a["state"] == "firing"
     }
+
+
+def ready(base: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base}/-/ready", timeout=5) as response:
+            return response.status == 200
+    except OSError:  # urllib's HTTPError (503 while starting) and refused connections
+        return False
 
 
 def scraped(base: str) -> bool:
