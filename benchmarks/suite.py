@@ -43,6 +43,12 @@ Feature kinds (the failure modes)
   deviations either way on each); the other 114 are correlated noise at random scales. Probes
   100+ features with a thin signal.
 
+- ``large_magnitude``: 49,097 rows of 9 integer telemetry features, 6 readings and 3 exact
+  differences of them, 1% of normal rows with a glitch 1e3-3e4 out (hundreds to thousands of
+  IQRs); anomalies (7%) are another operating mode. Probes the ONNX parity check at large
+  magnitudes (fits of this shape failed it: float32 rounding of large errors) and the fit's
+  cost on many rows.
+
 ADBench anomaly types on plain continuous data (the reference points)
 - ``gmm_local``: 8 features from a 3-component Gaussian mixture; local anomalies (5%).
 - ``gmm_global``: 4 features from a 6-component mixture that fills its box, so some uniform
@@ -324,6 +330,47 @@ def wide_sparse_signal(rng: np.random.Generator) -> Dataset:
     return with_labels(rows[:n_normal], rows[n_normal:])
 
 
+# --- large magnitudes, many rows ---------------------------------------------------------------
+
+# Offsets and spreads of the 6 integer readings of large_magnitude: most tightly bunched, as in
+# machine telemetry logged in raw sensor counts.
+MAGNITUDE_OFFSETS = np.array([45.0, 0.0, 85.0, 0.0, 40.0, 5.0])
+MAGNITUDE_SPREADS = np.array([8.0, 4.0, 6.0, 2.0, 10.0, 30.0])
+# Share of normal rows with one reading off the scale (a glitch, up to 3e4 in one reading).
+SPIKE_SHARE = 0.01
+
+
+def large_magnitude_rows(rng: np.random.Generator, n: int) -> np.ndarray:
+    """6 integer readings from a 3-factor mixture of 4 operating modes, about 1% of rows with one
+    reading thousands of spreads out (glitches that belong to normal operation), and 3 derived
+    columns, exact differences of readings (which carry the glitches along)."""
+    modes = rng.normal(0, 1.5, (4, 3))
+    mode = rng.choice(4, n, p=[0.7, 0.15, 0.1, 0.05])
+    loading = np.random.default_rng(1234).normal(size=(3, 6))
+    latent = modes[mode] + 0.4 * rng.normal(size=(n, 3))
+    noise = 0.2 * rng.normal(size=(n, 6))
+    readings = np.round(MAGNITUDE_OFFSETS + MAGNITUDE_SPREADS * (latent @ loading / 2 + noise))
+    spikes = np.flatnonzero(rng.random(n) < SPIKE_SHARE)
+    readings[spikes, rng.integers(0, 6, len(spikes))] = np.round(
+        rng.choice([-1, 1], len(spikes)) * 10.0 ** rng.uniform(3, 4.5, len(spikes))
+    )
+    derived = readings[:, [2, 4, 4]] - readings[:, [0, 0, 2]]
+    return np.c_[readings, derived] + 0.0
+
+
+def large_magnitude(rng: np.random.Generator) -> Dataset:
+    """49,097 rows, 9 integer features, glitches 1e3-3e4 out; anomalies: another operating mode."""
+    n_normal, n_anomalies = 45_660, 3_437  # 7% anomalies
+    normal = large_magnitude_rows(rng, n_normal)
+    shifted = large_magnitude_rows(rng, n_anomalies)
+    # Another operating mode: readings 0 and 2 moved by 4-8 spreads together, so the derived
+    # columns move with them.
+    shift = np.round(MAGNITUDE_SPREADS[[0, 2]] * rng.uniform(4, 8, (n_anomalies, 1)))
+    shifted[:, [0, 2]] += shift
+    shifted[:, 6:] = shifted[:, [2, 4, 4]] - shifted[:, [0, 0, 2]]
+    return with_labels(normal, shifted)
+
+
 # --- ADBench types on Gaussian mixtures and a manifold ---------------------------------------
 
 
@@ -398,6 +445,7 @@ SUITE: dict[str, Callable[[np.random.Generator], Dataset]] = {
     "gmm_global": gmm_global,
     "gmm_clustered": gmm_clustered,
     "manifold_dependency": manifold_dependency,
+    "large_magnitude": large_magnitude,
 }
 
 

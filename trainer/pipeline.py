@@ -20,7 +20,7 @@ from datasentinel.trainer.detector.graph import (
     score_rows,
 )
 from datasentinel.trainer.export.artifacts import build_config, write_artifacts
-from datasentinel.trainer.export.onnx_export import export_onnx
+from datasentinel.trainer.export.onnx_export import export_model
 from datasentinel.trainer.fitting.threshold import FitAndScore, Threshold, choose_threshold
 from datasentinel.trainer.fitting.training import History, fit
 from datasentinel.trainer.report.evaluation import Evaluation, evaluate
@@ -71,8 +71,9 @@ def train_and_export(settings: TrainerSettings) -> TrainingResult:
         _fold_model(settings, history.best_epoch),
     )
     evaluation = evaluate(scores, split.validation.labels, threshold.value)
-    onnx_bytes = export_onnx(graph, split.validation.features)
-    summary = _training_summary(settings, split, history, evaluation, threshold)
+    exported = export_model(graph, split.validation.features)
+    onnx_bytes = exported.onnx_bytes
+    summary = _training_summary(settings, split, history, evaluation, threshold, exported.warnings)
     config = build_config(
         onnx_bytes,
         graph,
@@ -136,10 +137,11 @@ def _training_summary(
     history: History,
     evaluation: Evaluation | None,
     threshold: Threshold,
+    export_warnings: list[str],
 ) -> TrainingSummary:
     # config.json's schema has room for these three; the summary prints the rest.
     metrics = {} if evaluation is None else _schema_metrics(evaluation)
-    warnings = [*_history_warnings(settings, history), *threshold.warnings]
+    warnings = [*_history_warnings(settings, history), *threshold.warnings, *export_warnings]
     # Logged here, once, whichever step raised them; config.json and the summary carry them too.
     for warning in warnings:
         log.warning("%s", warning)
