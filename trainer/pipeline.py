@@ -52,6 +52,7 @@ def train_and_export(settings: TrainerSettings) -> TrainingResult:
     torch.manual_seed(settings.seed)
     filled = fill_missing(_load_split(settings))
     split = filled.split
+    log.info("fitting the scalings and the tail table")
     graph = build_scoring_graph(
         split.train.features,
         settings.hidden_dims,
@@ -165,6 +166,13 @@ def _training_summary(
 def _history_warnings(settings: TrainerSettings, history: History) -> list[str]:
     if not history.still_improving():
         return []
+    if history.cut_by_budget():
+        return [
+            f"training stopped at the fit budget ({history.epoch_cap} epochs for this many rows "
+            f"x features, --fit-budget {settings.fit_budget:g}) while the validation loss was "
+            f"still improving (best at epoch {history.best_epoch}); a larger --fit-budget may "
+            "give a better model"
+        ]
     return [
         f"training stopped at --epochs {settings.epochs} while the validation loss was still "
         f"improving (best at epoch {history.best_epoch}); more epochs may give a better model"
