@@ -12,7 +12,10 @@ detectors with default settings (``random_state=seed`` where they take one) fitt
 rows; their scores are ``decision_function``, their flags ``predict``. ``--suite`` adds the
 synthetic development suite (``benchmarks/suite.py``). ``--baseline-cache`` keeps the baselines'
 runs so that re-running while DataSentinel changes refits only DataSentinel. ``--set key=value``
-overrides a trainer setting (for ablations; the reported table uses none). The tables are made by
+overrides a trainer setting (for ablations; the reported table uses none). ``--before REV`` also
+runs the trainer of git revision REV (``DataSentinel@REV``, in a subprocess, from this
+environment: benchmarks/baseline.py) on the same splits, so fit times and scores before and after
+a change are measured side by side in one run. The tables are made by
 ``benchmarks/detection_report.py``.
 """
 
@@ -23,7 +26,10 @@ import functools
 import hashlib
 import importlib
 import inspect
+import json
 import logging
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -42,8 +48,17 @@ from datasentinel.trainer.settings import TrainerSettings
 
 # benchmarks/ is a folder of scripts, not a package: its sibling modules import by file name.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from baseline import baseline_env  # noqa: E402
 from detection_cache import BaselineCache  # noqa: E402
-from detection_report import DATASENTINEL, Run, comparison, detail_table, group, save_runs  # noqa: E402
+from detection_report import (  # noqa: E402
+    BEFORE_PREFIX,
+    DATASENTINEL,
+    Run,
+    comparison,
+    detail_table,
+    group,
+    save_runs,
+)
 
 TEST_FRACTION = 0.4
 # PyOD class per detector name: (module, class).
@@ -130,6 +145,45 @@ def run_datasentinel(split: Split, overrides: dict[str, str]) -> Run:
     return score_run(split, DATASENTINEL, scores, flagged, fit_s, expected_share)
 
 
+# Run in a subprocess whose PYTHONPATH holds an earlier revision's package (baseline_env): that
+# revision's train_and_export, timed as run_datasentinel times this one's.
+BEFORE_SCRIPT = """
+import json, sys, time
+from pathlib import Path
+from datasentinel.trainer.pipeline import train_and_export
+from datasentinel.trainer.settings import TrainerSettings
+data, models, seed, label = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+settings = TrainerSettings(data=Path(data), label_column=label, models_dir=models, seed=seed,
+                           plots=False, progress=False)
+started = time.perf_counter()
+train_and_export(settings)
+print(json.dumps({"fit_s": time.perf_counter() - started}))
+"""
+
+
+def run_datasentinel_before(split: Split, name: str, env: dict[str, str]) -> Run:
+    """``run_datasentinel`` with the trainer of an earlier revision (``env``: baseline_env)."""
+    with tempfile.TemporaryDirectory(prefix="detection-before-") as tmp:
+        csv_path, models = Path(tmp) / "train.csv", Path(tmp) / "models"
+        split.train.to_csv(csv_path, index=False)
+        args = [str(csv_path), str(models), str(split.seed), split.label]
+        done = subprocess.run(
+            [sys.executable, "-c", BEFORE_SCRIPT, *args],
+            env={**os.environ, **env},
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        fit_s = json.loads(done.stdout.strip().splitlines()[-1])["fit_s"]
+        config = json.loads((models / "config.json").read_text())
+        session = ort.InferenceSession(models / "model.onnx", providers=["CPUExecutionProvider"])
+    (scores,) = session.run([SCORE_OUTPUT], {INPUT_NAME: split.features(split.test)})
+    flagged = scores > config["threshold"]
+    expected_share = 1 - config["training"]["threshold_quantile"]
+    return score_run(split, name, scores, flagged, fit_s, expected_share)
+
+
 def pyod_detector(name: str, seed: int):
     module_name, class_name = BASELINES[name]
     detector_class = getattr(importlib.import_module(module_name), class_name)
@@ -162,6 +216,7 @@ def benchmark(
     detectors: list[str],
     overrides: dict[str, str],
     cache: BaselineCache,
+    before: dict[str, dict[str, str]],
 ) -> list[Run]:
     frame = pd.read_csv(path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -170,6 +225,7 @@ def benchmark(
         train, test = train_test_split(frame, test_size=TEST_FRACTION, random_state=seed)
         split = Split(path.stem, seed, len(frame), train, test, label)
         runs += [run_detector(name, split, digest, overrides, cache) for name in detectors]
+        runs += [run_datasentinel_before(split, name, env) for name, env in before.items()]
     return runs
 
 
@@ -249,6 +305,11 @@ def parse_args() -> argparse.Namespace:
         "--baseline-cache", type=Path, help="JSON file that keeps the baselines' runs between runs"
     )
     parser.add_argument(
+        "--before",
+        metavar="REV",
+        help="also run the trainer of this git revision on the same splits (e.g. main)",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -267,9 +328,12 @@ def main() -> None:
     cache = BaselineCache(args.baseline_cache)
     runs: list[Run] = []
     with tempfile.TemporaryDirectory(prefix="detection-suite-") as tmp:
+        before = {}
+        if args.before:
+            before[BEFORE_PREFIX + args.before] = baseline_env(args.before, Path(tmp))
         for path in dataset_paths(args.csv, args.suite, Path(tmp)):
             dataset_runs = benchmark(
-                path, args.label_column, args.seeds, detectors, overrides, cache
+                path, args.label_column, args.seeds, detectors, overrides, cache, before
             )
             cache.save()
             runs += dataset_runs
@@ -277,7 +341,9 @@ def main() -> None:
             sys.stdout.flush()
     print(comparison(group(runs)), end="\n\n")
     if args.json:
-        settings = dict(seeds=args.seeds, test_fraction=TEST_FRACTION, detectors=detectors)
+        settings = dict(
+            seeds=args.seeds, test_fraction=TEST_FRACTION, detectors=detectors, before=args.before
+        )
         save_runs(runs, args.json, {**settings, "overrides": overrides})
     print(f"{cache.describe()}; wall time {time.perf_counter() - started:.1f} s")
 

@@ -15,6 +15,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 DATASENTINEL = "DataSentinel"
+# DataSentinel of an earlier revision (detection.py --before REV): shown beside this one for
+# fit time and ROC-AUC, left out of the ranks and the acceptance verdict.
+BEFORE_PREFIX = "DataSentinel@"
 # The acceptance bar of issue 11 names these four; COPOD and LOF are optional extras.
 ACCEPTANCE_BASELINES = ("IForest", "ECOD", "HBOS", "KNN")
 ACCEPTANCE_MARGIN = 0.03
@@ -300,8 +303,56 @@ def render(runs: Iterable[Run]) -> str:
     return "\n\n".join(["\n".join(lines) for lines in details] + [comparison(grouped)])
 
 
+def fit_time_table(grouped: dict[str, dict[str, list[Run]]]) -> list[str]:
+    """Mean fit seconds per dataset and detector, then DataSentinel's (and any earlier
+    revision's) median and slowest dataset."""
+    detectors = list({name: None for row in grouped.values() for name in row})
+    lines = header(["dataset", "rows", *[f"{name} s" for name in detectors]])
+    for dataset, by_detector in grouped.items():
+        rows = next(iter(by_detector.values()))[0].rows
+        cells = [fit_cell(by_detector.get(name)) for name in detectors]
+        lines.append(markdown_row([dataset, rows, *cells]))
+    for label, pick in (("median", statistics.median), ("slowest", max)):
+        cells = [
+            f"{pick(per_set):.2f}" if (per_set := fit_means(grouped, name)) else ""
+            for name in detectors
+        ]
+        lines.append(markdown_row([label, "", *cells]))
+    return lines
+
+
+def fit_means(grouped: dict[str, dict[str, list[Run]]], detector: str) -> list[float]:
+    return [mean_of(row[detector], "fit_s") for row in grouped.values() if detector in row]
+
+
+def fit_cell(runs: list[Run] | None) -> str:
+    return "" if not runs else f"{mean_of(runs, 'fit_s'):.2f}"
+
+
+def before_after_table(grouped: dict[str, dict[str, list[Run]]], before: str) -> list[str]:
+    lines = header(["dataset", f"{before} ROC-AUC", "DataSentinel ROC-AUC", "change"])
+    for dataset, row in grouped.items():
+        if before in row and DATASENTINEL in row:
+            old, new = mean_of(row[before]), mean_of(row[DATASENTINEL])
+            cells = [
+                mean_std([r.roc_auc for r in row[before]]),
+                mean_std([r.roc_auc for r in row[DATASENTINEL]]),
+            ]
+            lines.append(markdown_row([dataset, *cells, f"{new - old:+.3f}"]))
+    return lines
+
+
 def comparison(grouped: dict[str, dict[str, list[Run]]]) -> str:
-    """The detector comparison, DataSentinel's seed spread and threshold check, the verdict."""
+    """The detector comparison, DataSentinel's seed spread and threshold check, the verdict,
+    fit times (and an earlier revision's, beside this one's)."""
+    everything = grouped
+    grouped = {
+        dataset: {name: runs for name, runs in row.items() if not name.startswith(BEFORE_PREFIX)}
+        for dataset, row in everything.items()
+    }
+    befores = {
+        name for row in everything.values() for name in row if name.startswith(BEFORE_PREFIX)
+    }
     sections = [["### Mean ROC-AUC over the seeds (best in bold)", "", *summary_table(grouped)]]
     ours = {dataset: row for dataset, row in grouped.items() if DATASENTINEL in row}
     if ours:
@@ -314,4 +365,9 @@ def comparison(grouped: dict[str, dict[str, list[Run]]]) -> str:
             ]
         )
         sections.append(verdict_lines(mean_roc_aucs(grouped)))
+    sections.append(["### Mean fit seconds", "", *fit_time_table(everything)])
+    for before in sorted(befores):
+        sections.append(
+            [f"### {before} vs this revision", "", *before_after_table(everything, before)]
+        )
     return "\n\n".join("\n".join(lines) for lines in sections)

@@ -20,7 +20,7 @@ from datasentinel.trainer.detector.graph import (
     score_rows,
 )
 from datasentinel.trainer.export.artifacts import build_config, write_artifacts
-from datasentinel.trainer.export.onnx_export import export_onnx
+from datasentinel.trainer.export.onnx_export import export_model
 from datasentinel.trainer.fitting.threshold import FitAndScore, Threshold, choose_threshold
 from datasentinel.trainer.fitting.training import History, fit
 from datasentinel.trainer.report.evaluation import Evaluation, evaluate
@@ -52,6 +52,7 @@ def train_and_export(settings: TrainerSettings) -> TrainingResult:
     torch.manual_seed(settings.seed)
     filled = fill_missing(_load_split(settings))
     split = filled.split
+    log.info("fitting the scalings and the tail table")
     graph = build_scoring_graph(
         split.train.features,
         settings.hidden_dims,
@@ -71,8 +72,9 @@ def train_and_export(settings: TrainerSettings) -> TrainingResult:
         _fold_model(settings, history.best_epoch),
     )
     evaluation = evaluate(scores, split.validation.labels, threshold.value)
-    onnx_bytes = export_onnx(graph, split.validation.features)
-    summary = _training_summary(settings, split, history, evaluation, threshold)
+    exported = export_model(graph, split.validation.features)
+    onnx_bytes = exported.onnx_bytes
+    summary = _training_summary(settings, split, history, evaluation, threshold, exported.warnings)
     config = build_config(
         onnx_bytes,
         graph,
@@ -136,10 +138,11 @@ def _training_summary(
     history: History,
     evaluation: Evaluation | None,
     threshold: Threshold,
+    export_warnings: list[str],
 ) -> TrainingSummary:
     # config.json's schema has room for these three; the summary prints the rest.
     metrics = {} if evaluation is None else _schema_metrics(evaluation)
-    warnings = [*_history_warnings(settings, history), *threshold.warnings]
+    warnings = [*_history_warnings(settings, history), *threshold.warnings, *export_warnings]
     # Logged here, once, whichever step raised them; config.json and the summary carry them too.
     for warning in warnings:
         log.warning("%s", warning)
@@ -163,6 +166,13 @@ def _training_summary(
 def _history_warnings(settings: TrainerSettings, history: History) -> list[str]:
     if not history.still_improving():
         return []
+    if history.cut_by_budget():
+        return [
+            f"training stopped at the fit budget ({history.epoch_cap} epochs for this many rows "
+            f"x features, --fit-budget {settings.fit_budget:g}) while the validation loss was "
+            f"still improving (best at epoch {history.best_epoch}); a larger --fit-budget may "
+            "give a better model"
+        ]
     return [
         f"training stopped at --epochs {settings.epochs} while the validation loss was still "
         f"improving (best at epoch {history.best_epoch}); more epochs may give a better model"

@@ -93,6 +93,17 @@ class TrainerSettings(BaseSettings):
         description="Most epochs to train; early stopping ends sooner, and a run cut off here "
         "while still improving is reported. Env: TRAINER_EPOCHS.",
     )
+    fit_budget: PositiveFloat = Field(
+        # Rows x features x epochs: the training's work grows with all three, so the epochs it may
+        # take shrink as the table grows. 4e8 caps none of the development suite's or the ODDS
+        # sets' fits (the largest, 3,900 x 36 and 23,600 x 9 training rows, could run 2,800
+        # and 1,900 epochs; early stopping ends them at 30-300) and lets 80,000 x 500 training
+        # rows run 10 epochs (about 15 s each here) where --epochs alone allowed 4 h.
+        default=4e8,
+        description="Most rows x features x epochs to train on: training stops after "
+        "max(5, this / (training rows x features)) epochs if --epochs or early stopping has "
+        "not ended it, and the summary says so when that cut it short. Env: TRAINER_FIT_BUDGET.",
+    )
     patience: PositiveInt = Field(
         default=10,
         description="Stop after this many epochs without a better validation loss (and never "

@@ -54,7 +54,7 @@ def test_shapes_labels_and_anomaly_share(name):
     features, labels = dataset(name)
     assert features.dtype == np.float64 and np.isfinite(features).all()
     assert labels.dtype.kind == "i" and set(np.unique(labels)) == {0, 1}
-    assert 150 <= len(labels) <= 5000 and features.shape[0] == len(labels)
+    assert 150 <= len(labels) <= 50_000 and features.shape[0] == len(labels)
     assert 0.02 <= labels.mean() <= 0.10
 
 
@@ -156,3 +156,10 @@ def test_a_dataset_does_not_depend_on_which_others_are_written(tmp_path):
     alone = suite.write_suite(tmp_path / "alone", names=["gmm_global"])[0]
     suite.write_suite(tmp_path / "both", names=["tiny_categorical", "gmm_global"])
     assert alone.read_bytes() == (tmp_path / "both" / "gmm_global.csv").read_bytes()
+
+
+def test_large_magnitude_has_integer_glitches_hundreds_of_spreads_out():
+    rows = normal_rows("large_magnitude")
+    assert rows.shape[1] == 9 and np.array_equal(rows, np.round(rows))
+    assert (np.abs(rows - np.median(rows, axis=0)).max(axis=0) > 100 * iqr(rows)).all()
+    np.testing.assert_array_equal(rows[:, 6], rows[:, 2] - rows[:, 0])

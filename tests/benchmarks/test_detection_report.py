@@ -95,3 +95,20 @@ def test_saved_runs_rebuild_the_same_report(tmp_path):
     runs = [run("DataSentinel", 0.8, expected_share=0.02), run("IForest", 0.9, seed=1)]
     report.save_runs(runs, tmp_path / "runs.json", {"seeds": 2})
     assert report.render(report.load_runs(tmp_path / "runs.json")) == report.render(runs)
+
+
+def test_an_earlier_revision_is_timed_beside_but_not_ranked():
+    ours = dict(expected_share=0.02)
+    runs = [
+        run("DataSentinel", 0.9, dataset="a", fit_s=2.0, **ours),
+        run("DataSentinel@main", 0.95, dataset="a", fit_s=3.0, **ours),
+        run("IForest", 0.8, dataset="a", fit_s=0.1),
+        run("DataSentinel", 0.8, dataset="b", fit_s=4.0, **ours),
+        run("DataSentinel@main", 0.8, dataset="b", fit_s=9.0, **ours),
+        run("IForest", 0.7, dataset="b", fit_s=0.1),
+    ]
+    text = report.comparison(report.group(runs))
+    assert "mean rank is first: 1.00" in text
+    assert "| median |  | 3.00 | 6.00 | 0.10 |" in text
+    assert "| slowest |  | 4.00 | 9.00 | 0.10 |" in text
+    assert "| a | 0.950 ± 0.000 | 0.900 ± 0.000 | -0.050 |" in text

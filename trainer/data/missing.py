@@ -53,6 +53,8 @@ def training_medians(train: np.ndarray, validation: np.ndarray) -> np.ndarray:
     """Per feature, the median of the training rows' values (NaN left out)."""
     fill = np.full(train.shape[1], np.nan)
     present = ~np.isnan(train).all(axis=0)
+    if not np.isnan(train).any():  # np.median: nanmedian took 8 s on 80,000 x 500
+        return np.median(train, axis=0).astype(np.float32)
     if present.any():
         fill[present] = np.nanmedian(train[:, present].astype(np.float64), axis=0)
     if not present.all():  # only validation rows have values (dataset.py refuses a column of none)

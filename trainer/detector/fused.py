@@ -95,9 +95,11 @@ class ServingGraph(nn.Module):
     its block-diagonal matrices would add more than ``MAX_ADDED_ZEROS`` zero weights: then
     multiplying zeros costs more than it saves and the group keeps its batched layout)."""
 
-    def __init__(self, graph: ScoringGraph) -> None:
+    def __init__(self, graph: ScoringGraph, fused: bool = True) -> None:
         super().__init__()
-        self.groups = nn.ModuleList(_serving_group(group) for group in graph.groups)
+        self.groups = nn.ModuleList(
+            _serving_group(group) if fused else group for group in graph.groups
+        )
         self.tail = graph.tail
         self.register_buffer("component_scale", graph.component_scale.detach().clone())
         self.register_buffer("fill", graph.fill.detach().clone())
@@ -107,9 +109,10 @@ class ServingGraph(nn.Module):
         return combine(calibrated_parts(self.groups, self.tail, self.component_scale, filled))
 
 
-def serving_graph(graph: ScoringGraph) -> nn.Module:
-    """The graph to export: same outputs as ``graph``, laid out for ONNX Runtime."""
-    return ServingGraph(graph)
+def serving_graph(graph: ScoringGraph, fused: bool = True) -> nn.Module:
+    """The graph to export: same outputs as ``graph``, laid out for ONNX Runtime (``fused=False``:
+    the trained layout, op for op what torch computes, for when the fused one fails parity)."""
+    return ServingGraph(graph, fused)
 
 
 def _serving_group(group: MemberGroup) -> nn.Module:

@@ -1,8 +1,9 @@
 """Progress of a training run: lines in the log wherever it runs, and a bar on a terminal.
 
 A bar alone left runs under Docker, CI or a pipe silent until the end (100k rows x 500 features:
-45 s an epoch, nothing for 5 minutes). The log gets a line after the first epoch (its time is
-the estimate), then at most every ``LOG_EVERY_SECONDS``, and within a long epoch too."""
+45 s an epoch, nothing for 5 minutes). The log gets a line ``FIRST_LINE_SECONDS`` into the first
+epoch (with the epoch's expected length) or at its end if sooner, then at most every
+``LOG_EVERY_SECONDS``, within a long epoch too."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 log = logging.getLogger(__name__)
 
 LOG_EVERY_SECONDS = 10.0
+# The first line comes sooner: a person who started a long fit wants the estimate early.
+FIRST_LINE_SECONDS = 2.0
 
 
 class Progress:
@@ -32,6 +35,7 @@ class Progress:
         )
         self._epoch = 0
         self._epoch_start = self._last_line = clock()
+        self._interval = FIRST_LINE_SECONDS
         self._stack = ExitStack()
 
     def __enter__(self) -> Progress:
@@ -52,7 +56,7 @@ class Progress:
         """Within an epoch: a line with the share done and the epoch's expected length, when
         none was logged for ``LOG_EVERY_SECONDS``."""
         now = self._clock()
-        quiet = now - self._last_line < LOG_EVERY_SECONDS or rows_done == rows_total
+        quiet = now - self._last_line < self._interval or rows_done == rows_total
         if not self._enabled or quiet:  # the epoch's own line follows the last batch
             return
         elapsed = now - self._epoch_start
@@ -63,7 +67,7 @@ class Progress:
             100 * rows_done // rows_total,
             _duration(elapsed * rows_total / rows_done),
         )
-        self._last_line = now
+        self._logged(now)
 
     def end_epoch(self, train_loss: float, validation_loss: float) -> None:
         now = self._clock()
@@ -83,7 +87,10 @@ class Progress:
             _duration(seconds),
             _duration(seconds * (self._epochs - self._epoch)),
         )
-        self._last_line = now
+        self._logged(now)
+
+    def _logged(self, now: float) -> None:
+        self._last_line, self._interval = now, LOG_EVERY_SECONDS
 
 
 def _duration(seconds: float) -> str:

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 MIN_RELATIVE_IMPROVEMENT = 1e-2
 # Early stopping's patience never holds fewer optimiser steps than this (see fit).
 MIN_PATIENCE_STEPS = 50
+# However large the table, the fit budget leaves this many epochs (see budget_epochs).
+MIN_BUDGET_EPOCHS = 5
 
 
 @dataclass
@@ -40,6 +42,10 @@ class History:
     best_epoch: int = 0
     # Epochs without improvement that end training (patience_epochs), set by fit.
     patience: int = 0
+    # The most epochs training could run (--epochs, or fewer by the fit budget), set by fit.
+    epoch_cap: int = 0
+    # True when the fit budget, not --epochs, set epoch_cap.
+    capped_by_budget: bool = False
 
     @property
     def epochs_run(self) -> int:
@@ -64,6 +70,10 @@ class History:
         """True when training ended by the epoch cap, not by running out of patience."""
         return self.epochs_run - self.best_epoch < self.patience
 
+    def cut_by_budget(self) -> bool:
+        """True when the fit budget ended training while the validation loss was improving."""
+        return self.capped_by_budget and self.still_improving()
+
 
 def fit(
     graph: ScoringGraph,
@@ -81,7 +91,9 @@ def fit(
     optimiser = torch.optim.Adam(graph.parameters(), lr=settings.learning_rate)
     batch_order = torch.Generator().manual_seed(settings.seed)
     patience = patience_epochs(settings.patience, len(train_rows), settings.batch_size)
-    history = History(patience=patience)
+    cap = budget_epochs(settings.fit_budget, *train_rows.shape)
+    history = History(patience=patience, epoch_cap=min(cap, settings.epochs))
+    history.capped_by_budget = cap < settings.epochs
     if validation_features is None:
         for _ in range(settings.epochs):
             loss = _train_epoch(
@@ -91,8 +103,9 @@ def fit(
         return history
     validation_rows = torch.as_tensor(validation_features, dtype=torch.float32)
     best_state = _snapshot(graph)
-    with Progress(settings.epochs, settings.progress) as progress:
-        for _ in range(settings.epochs):
+    _log_plan(history, train_rows.shape, settings)
+    with Progress(history.epoch_cap, settings.progress) as progress:
+        for _ in range(history.epoch_cap):
             progress.start_epoch()
             train_loss = _train_epoch(graph, optimiser, train_rows, settings, batch_order, progress)
             validation_loss = _validation_loss(graph, validation_rows, settings.trim_fraction)
@@ -105,6 +118,26 @@ def fit(
     log.info("trained %d epochs, keeping epoch %d", history.epochs_run, history.best_epoch)
     graph.load_state_dict(best_state)
     return history
+
+
+def budget_epochs(fit_budget: float, rows: int, features: int) -> int:
+    """The epochs ``fit_budget`` (rows x features x epochs) allows, never fewer than
+    MIN_BUDGET_EPOCHS: the training's work grows with rows x features per epoch."""
+    return max(MIN_BUDGET_EPOCHS, math.floor(fit_budget / (rows * features)))
+
+
+def _log_plan(history: History, shape: torch.Size, settings: TrainerSettings) -> None:
+    rows, features = shape
+    why = "the fit budget" if history.capped_by_budget else "--epochs"
+    log.info(
+        "training on %d rows x %d features: at most %d epochs (%s), early stopping after %d "
+        "without improvement",
+        rows,
+        features,
+        history.epoch_cap,
+        why,
+        history.patience,
+    )
 
 
 def patience_epochs(patience: int, rows: int, batch_size: int) -> int:

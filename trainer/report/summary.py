@@ -14,7 +14,7 @@ def format_summary(result: TrainingResult) -> str:
         f"  data        {training.data_source}",
         f"  rows        {training.rows_train} train / {training.rows_validation} validation",
         f"  features    {config.input_dim}: {shortened(config.feature_names, 6)}",
-        f"  epochs      {training.epochs_run} run, best {training.best_epoch} "
+        f"  epochs      {training.epochs_run} run{_budget(result)}, best {training.best_epoch} "
         f"(early-stopping loss {training.best_validation_loss:.4g})",
         # The loss early stopping compared: worst rows left out (--trim-fraction), members'
         # errors not yet divided by their typical error. Spelled out: the score is calibrated.
@@ -58,3 +58,11 @@ def _threshold_scores(training: TrainingSummary) -> str:
     if training.threshold_source == "out_of_fold":
         return f"out-of-fold scores of {training.threshold_rows} rows, cross-fitted"
     return f"{training.threshold_rows} validation scores"
+
+
+def _budget(result: TrainingResult) -> str:
+    history = result.history
+    if not history.capped_by_budget:
+        return ""
+    cut = ": cut short by it" if history.cut_by_budget() else ""
+    return f" of the fit budget's {history.epoch_cap}{cut}"

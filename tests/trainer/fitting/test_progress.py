@@ -28,6 +28,20 @@ def _lines(caplog) -> list[str]:
     ]
 
 
+def test_the_first_line_comes_two_seconds_in_then_every_ten(caplog):
+    caplog.set_level(logging.INFO)
+    clock = FakeClock()
+    with Progress(epochs=5, enabled=True, clock=clock) as progress:
+        progress.start_epoch()
+        for now, rows in [(1.5, 100), (2.5, 200), (10.0, 800), (12.6, 1000)]:
+            clock.now = now
+            progress.batch(rows, 10_000)
+    assert [line.split(":")[1] for line in _lines(caplog)] == [
+        " 2% of the training rows, about 2.1 min per epoch",
+        " 10% of the training rows, about 2.1 min per epoch",
+    ]
+
+
 def test_first_epoch_is_logged_with_its_time_when_not_on_a_terminal(quick_settings, caplog):
     caplog.set_level(logging.INFO)
     split = split_dataset(synthetic_dataset(300, seed=0), 0.2, seed=0)
@@ -42,7 +56,7 @@ def test_a_long_epoch_logs_the_share_done_and_an_estimate(caplog):
     clock = FakeClock()
     with Progress(epochs=20, enabled=True, clock=clock) as progress:
         progress.start_epoch()
-        clock.now = 3.0
+        clock.now = 1.0
         progress.batch(256, 10_000)  # too soon for a line
         clock.now = 12.0
         progress.batch(2_000, 10_000)

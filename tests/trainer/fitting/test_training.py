@@ -6,13 +6,16 @@ from datasentinel.model_config import load_config
 from datasentinel.trainer.data.dataset import split_dataset, synthetic_dataset
 from datasentinel.trainer.detector.graph import build_scoring_graph
 from datasentinel.trainer.fitting.training import (
+    MIN_BUDGET_EPOCHS,
     History,
+    budget_epochs,
     fit,
     group_scores,
     patience_epochs,
     trimmed_mean,
 )
 from datasentinel.trainer.pipeline import train_and_export
+from datasentinel.trainer.report.summary import format_summary
 
 
 @pytest.fixture
@@ -93,3 +96,19 @@ def test_run_cut_off_by_the_epoch_cap_warns_in_config_json(quick_settings):
     assert (
         load_config(result.config_path.parent).training.warnings == result.config.training.warnings
     )
+
+
+def test_the_fit_budget_shrinks_the_epochs_as_rows_x_features_grow():
+    assert budget_epochs(4e8, 80_000, 500) == 10
+    assert budget_epochs(4e8, 1_000, 10) == 40_000
+    assert budget_epochs(4e8, 1_000_000, 1_000) == MIN_BUDGET_EPOCHS
+
+
+def test_a_fit_cut_short_by_the_budget_says_so(quick_settings):
+    # 1200 training rows x 8 features: a budget of 1e5 cells allows 10 epochs of --epochs 50.
+    result = train_and_export(quick_settings(epochs=50, patience=50, fit_budget=1e5))
+    history = result.history
+    assert history.epoch_cap == 10 == history.epochs_run and history.cut_by_budget()
+    (warning,) = [w for w in result.config.training.warnings if "fit budget" in w]
+    assert "--fit-budget 100000" in warning and "still improving" in warning
+    assert "of the fit budget's 10: cut short by it" in format_summary(result)
