@@ -242,25 +242,29 @@ class ScoringGraph(nn.Module):
     """What ``model.onnx`` computes from raw features (NaN = missing):
     ``(score [N], feature_errors [N, D], expected [N, D])``.
 
-    The score says how surprising the row is next to the training data, in units of a typical
-    training row (which scores about 1): the largest of three calibrated surprises (two
-    autoencoder groups' reconstruction errors and a per-feature tail table), and the mean of
-    that component's per-feature terms.
+    The score says how surprising the row is next to the training data (a typical training row
+    scores about 1): 1 plus the mean of the two largest of three calibrated surprises (two
+    autoencoder groups' reconstruction errors and a per-feature tail table).
 
     First, missing values are filled in with each feature's training median (``fill``). Then
     three components give every feature a term: the two autoencoder groups (narrow codes on the
     robust scaling, wider codes on the spread scaling) their calibrated reconstruction errors,
-    the tail table its tail surprise (tail.py). Each component is divided by its median training
-    row (the mean of its terms), so a typical row scores about 1 on every component whatever its
-    units. The score is the **largest** of the three row means, ``feature_errors`` are the terms
-    of the component that gave it (the largest term is the feature to look at first), and
-    ``expected`` is what that component expected each feature to be, in the feature's own units:
-    an autoencoder group's mean reconstruction, or the tail table's centre (the training
-    median).
+    the tail table its tail surprise (tail.py). Each component is put in units of its own spread
+    of typical training rows (calibrate): its surprise, the mean of its terms less an offset, is
+    0 for its median training row and 1 for its 80th-percentile one, whatever its units. The
+    score is 1 plus the mean surprise of the **two most surprised** components,
+    ``feature_errors`` are the mean of those two components' terms (non-negative; the largest
+    is the feature to look at first), and ``expected`` is what the most surprised component
+    expected each feature to be, in the feature's own units: an autoencoder group's mean
+    reconstruction, or the tail table's centre (the training median).
 
-    Why the largest and not the sum: each component is best on some kinds of data and weak on
-    others (benchmarks/DETECTION.md); a sum lets the weak ones dilute the one that sees the
-    anomaly, the maximum lets whichever is surprised speak."""
+    Why not the sum, and why not the largest: each component is best on some kinds of data and
+    weak on others (benchmarks/DETECTION.md); a sum lets the weak ones dilute the one that sees
+    the anomaly; the largest, with each component divided by its median row only, let a
+    component with a long tail of normal rows (the narrow group on 180 rows; the tail table on
+    satellite) outrank what the others saw. In units of each one's spread, the mean of the two
+    most surprised needs two to agree, or one to be far out (issue 19: small sets 0.83 -> 0.91,
+    benchmarks/HISTORY.md)."""
 
     def __init__(
         self, groups: list[MemberGroup], tail: TailTerms, fill: np.ndarray | None = None
