@@ -13,10 +13,10 @@ from datasentinel.settings_loader import COMMAS
 
 class TrainerSettings(BaseSettings):
     """Trains an anomaly detector and writes model.onnx and config.json. A row's score says how
-    surprising it is next to the training data, in units of a typical training row (which scores
-    about 1): the largest of three calibrated surprises (two autoencoder groups' reconstruction
-    errors and a per-feature tail table), and the mean of that component's per-feature
-    terms."""
+    surprising it is next to the training data (a typical training row scores about 1): 1 plus
+    the mean of the two largest of three calibrated surprises (two autoencoder groups'
+    reconstruction errors and a per-feature tail table), each in units of its own spread of
+    typical training rows."""
 
     model_config = SettingsConfigDict(
         env_prefix="TRAINER_",

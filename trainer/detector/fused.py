@@ -102,11 +102,13 @@ class ServingGraph(nn.Module):
         )
         self.tail = graph.tail
         self.register_buffer("component_scale", graph.component_scale.detach().clone())
+        self.register_buffer("component_offset", graph.component_offset.detach().clone())
         self.register_buffer("fill", graph.fill.detach().clone())
 
     def forward(self, features: torch.Tensor) -> Outputs:
         filled = fill_missing(features, self.fill)
-        return combine(calibrated_parts(self.groups, self.tail, self.component_scale, filled))
+        parts = calibrated_parts(self.groups, self.tail, self.component_scale, filled)
+        return combine(parts, self.component_offset)
 
 
 def serving_graph(graph: ScoringGraph, fused: bool = True) -> nn.Module:

@@ -113,6 +113,18 @@ def soften(errors: torch.Tensor) -> torch.Tensor:
     return ERROR_KNEE * torch.log1p(errors / ERROR_KNEE)
 
 
+# Where each component's spread of typical training rows is read (calibrate): its median row
+# and this quantile. Measured offline on 14 sets x 2 seeds (benchmarks/HISTORY.md, issue 19):
+# 0.75 / 0.8 / 0.85 gave the same worst gap (-0.033/-0.034); 0.9 and above let the share of
+# anomalies in the training rows (satellite: 32%) inflate the spread of the components that
+# see them (satellite 0.70).
+COMBINE_QUANTILE = 0.8
+# A component whose spread (quantile - median, in units of its median row) is below this is
+# treated as this: a component that scores every training row alike must not divide by ~0.
+MIN_COMPONENT_SPREAD = 0.05
+# The score is the mean of this many components' surprises, the largest (combine).
+COMBINED_COMPONENTS = 2
+
 # A component whose median training row is below this is treated as this: a component that
 # explains the training rows perfectly (a constant column's tail terms) must not divide by ~0.
 MIN_COMPONENT_SCALE = 1e-3
@@ -141,15 +153,24 @@ def calibrate_members(group: MemberGroup, train_features: np.ndarray) -> None:
 
 @torch.no_grad()
 def calibrate(graph: ScoringGraph, train_features: np.ndarray) -> None:
-    """Calibrates every group's members, then sets each component's scale to its median training
-    row, so that a typical training row scores about 1 on each (ScoringGraph)."""
+    """Calibrates every group's members, then puts each component in units of its own spread of
+    typical training rows: with ``m`` its median training row and ``q`` its COMBINE_QUANTILE row
+    (of the row means, after dividing by the median), its terms are divided by ``m (q - m)``
+    and its offset is ``1 / (q - m)``, so that its row mean less the offset is 0 for the median
+    training row and 1 for the COMBINE_QUANTILE one (ScoringGraph)."""
     for group in graph.groups:
         calibrate_members(group, train_features)
     graph.component_scale.fill_(1.0)
+    graph.component_offset.fill_(0.0)
     rows = torch.as_tensor(train_features, dtype=torch.float32)
     means = graph_chunks(graph, rows, lambda chunk: graph.component_errors(chunk).mean(2).T)
-    graph.component_scale.copy_(means.median(dim=1).values.clamp_min(MIN_COMPONENT_SCALE))
-    graph.component_scale[:-1].clamp_(min=MIN_GROUP_SCALE)
+    median = means.median(dim=1).values.clamp_min(MIN_COMPONENT_SCALE)
+    median[:-1].clamp_(min=MIN_GROUP_SCALE)
+    relative = means / median[:, None]
+    upper = torch.quantile(relative, COMBINE_QUANTILE, dim=1)
+    spread = (upper - relative.median(dim=1).values).clamp_min(MIN_COMPONENT_SPREAD)
+    graph.component_scale.copy_(median * spread)
+    graph.component_offset.copy_(relative.median(dim=1).values / spread)
 
 
 def in_chunks(
@@ -221,25 +242,29 @@ class ScoringGraph(nn.Module):
     """What ``model.onnx`` computes from raw features (NaN = missing):
     ``(score [N], feature_errors [N, D], expected [N, D])``.
 
-    The score says how surprising the row is next to the training data, in units of a typical
-    training row (which scores about 1): the largest of three calibrated surprises (two
-    autoencoder groups' reconstruction errors and a per-feature tail table), and the mean of
-    that component's per-feature terms.
+    The score says how surprising the row is next to the training data (a typical training row
+    scores about 1): 1 plus the mean of the two largest of three calibrated surprises (two
+    autoencoder groups' reconstruction errors and a per-feature tail table).
 
     First, missing values are filled in with each feature's training median (``fill``). Then
     three components give every feature a term: the two autoencoder groups (narrow codes on the
     robust scaling, wider codes on the spread scaling) their calibrated reconstruction errors,
-    the tail table its tail surprise (tail.py). Each component is divided by its median training
-    row (the mean of its terms), so a typical row scores about 1 on every component whatever its
-    units. The score is the **largest** of the three row means, ``feature_errors`` are the terms
-    of the component that gave it (the largest term is the feature to look at first), and
-    ``expected`` is what that component expected each feature to be, in the feature's own units:
-    an autoencoder group's mean reconstruction, or the tail table's centre (the training
-    median).
+    the tail table its tail surprise (tail.py). Each component is put in units of its own spread
+    of typical training rows (calibrate): its surprise, the mean of its terms less an offset, is
+    0 for its median training row and 1 for its 80th-percentile one, whatever its units. The
+    score is 1 plus the mean surprise of the **two most surprised** components,
+    ``feature_errors`` are the mean of those two components' terms (non-negative; the largest
+    is the feature to look at first), and ``expected`` is what the most surprised component
+    expected each feature to be, in the feature's own units: an autoencoder group's mean
+    reconstruction, or the tail table's centre (the training median).
 
-    Why the largest and not the sum: each component is best on some kinds of data and weak on
-    others (benchmarks/DETECTION.md); a sum lets the weak ones dilute the one that sees the
-    anomaly, the maximum lets whichever is surprised speak."""
+    Why not the sum, and why not the largest: each component is best on some kinds of data and
+    weak on others (benchmarks/DETECTION.md); a sum lets the weak ones dilute the one that sees
+    the anomaly; the largest, with each component divided by its median row only, let a
+    component with a long tail of normal rows (the narrow group on 180 rows; the tail table on
+    satellite) outrank what the others saw. In units of each one's spread, the mean of the two
+    most surprised needs two to agree, or one to be far out (issue 19: small sets 0.83 -> 0.91,
+    benchmarks/HISTORY.md)."""
 
     def __init__(
         self, groups: list[MemberGroup], tail: TailTerms, fill: np.ndarray | None = None
@@ -247,8 +272,10 @@ class ScoringGraph(nn.Module):
         super().__init__()
         self.groups = nn.ModuleList(groups)
         self.tail = tail
-        # Each component's median training row, set by calibrate after training.
+        # Each component's median training row times its spread, and its median row in those
+        # units, set by calibrate after training.
         self.register_buffer("component_scale", torch.ones(len(groups) + 1))
+        self.register_buffer("component_offset", torch.zeros(len(groups) + 1))
         # What a missing value (NaN) becomes: each feature's training median.
         fill = tail.centre.clone() if fill is None else torch.as_tensor(fill, dtype=torch.float32)
         self.register_buffer("fill", fill)
@@ -265,7 +292,8 @@ class ScoringGraph(nn.Module):
 
     def forward(self, features: torch.Tensor) -> Outputs:
         filled = fill_missing(features, self.fill)
-        return combine(calibrated_parts(self.groups, self.tail, self.component_scale, filled))
+        parts = calibrated_parts(self.groups, self.tail, self.component_scale, filled)
+        return combine(parts, self.component_offset)
 
 
 def fill_missing(features: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
@@ -284,20 +312,37 @@ def calibrated_parts(
     return [(terms / component_scale[i], expected) for i, (terms, expected) in enumerate(parts)]
 
 
-def combine(parts: list[tuple[torch.Tensor, torch.Tensor]]) -> Outputs:
-    """Component (terms ``[N, D]``, expected values) -> each row's largest component mean, that
-    component's terms and its expected values (the first component on a tie; the first must
-    give expected values ``[N, D]``, later ones may broadcast). A chain of ``where`` on
-    ``[N, D]``: in ONNX that was cheaper than stacking the components and masking the stack."""
-    chosen, expected = parts[0]
-    score = chosen.mean(dim=1)
-    for part, part_expected in parts[1:]:
-        mean = part.mean(dim=1)
-        better = mean > score
-        score = torch.where(better, mean, score)
-        chosen = torch.where(better[:, None], part, chosen)
-        expected = torch.where(better[:, None], part_expected, expected)
-    return score, chosen, expected
+def combine(parts: list[tuple[torch.Tensor, torch.Tensor]], offsets: torch.Tensor) -> Outputs:
+    """Component (terms ``[N, D]``, expected values) and offsets -> score, terms, expected.
+
+    A component's surprise is its row mean less its offset (0 for the median training row, 1 for
+    the COMBINE_QUANTILE one: calibrate). The score is 1 plus the mean surprise of the
+    COMBINED_COMPONENTS most surprised components (at least 0), ``feature_errors`` the mean of
+    those components' terms (non-negative: each feature's share of what they saw), and
+    ``expected`` the most surprised one's expected values. On a tie the first component wins;
+    the first must give expected values ``[N, D]``, later ones may broadcast. Chains of
+    ``where`` on ``[N, D]``: in ONNX that was cheaper than stacking the components and masking
+    the stack."""
+    first, expected = parts[0]
+    best = first.mean(dim=1) - offsets[0]
+    best_terms = first
+    second = torch.full_like(best, -torch.inf)
+    second_terms = torch.zeros_like(first)
+    for index, (part, part_expected) in enumerate(parts[1:], start=1):
+        surprise = part.mean(dim=1) - offsets[index]
+        above_best = surprise > best
+        above_second = surprise > second
+        second = torch.where(above_best, best, torch.where(above_second, surprise, second))
+        second_terms = torch.where(
+            above_best[:, None],
+            best_terms,
+            torch.where(above_second[:, None], part, second_terms),
+        )
+        best = torch.where(above_best, surprise, best)
+        best_terms = torch.where(above_best[:, None], part, best_terms)
+        expected = torch.where(above_best[:, None], part_expected, expected)
+    score = (1 + (best + second) / COMBINED_COMPONENTS).clamp_min(0.0)
+    return score, (best_terms + second_terms) / COMBINED_COMPONENTS, expected
 
 
 def default_hidden_dims(input_dim: int) -> list[int]:

@@ -1,6 +1,7 @@
 """How the scoring graph combines its three components (two autoencoder groups and the tail
-table): each calibrated to its median training row, the score the largest component mean, the
-feature errors that component's terms."""
+table): each put in units of its spread of typical training rows (median -> 0, 80th percentile
+-> 1), the score 1 + the mean surprise of the two most surprised, the feature errors the mean of
+those two components' terms."""
 
 from __future__ import annotations
 
@@ -34,31 +35,37 @@ def _outputs(graph, rows):
         return score, errors, graph.component_errors(rows)
 
 
-def test_score_is_the_mean_of_the_feature_errors(calibrated):
-    graph, _, rows = calibrated
-    score, errors, _ = _outputs(graph, rows)
-    torch.testing.assert_close(score, errors.mean(dim=1))
+def _surprises(graph, components):
+    """Each component's surprise per row: its row mean less its offset, ``[rows, components]``."""
+    return components.mean(dim=2) - graph.component_offset
 
 
-def test_score_is_the_largest_component_mean(calibrated):
+def test_score_is_one_plus_the_mean_of_the_two_largest_surprises(calibrated):
     graph, _, rows = calibrated
     score, _, components = _outputs(graph, rows)
-    means = components.mean(dim=2)  # [rows, components]
-    assert len(means.argmax(dim=1).unique()) == 3  # every component wins some rows here
-    torch.testing.assert_close(score, means.max(dim=1).values)
+    surprises = _surprises(graph, components)
+    assert len(surprises.argmin(dim=1).unique()) == 3  # every component is left out somewhere
+    top_two = surprises.topk(2, dim=1).values.mean(dim=1)
+    torch.testing.assert_close(score, (1 + top_two).clamp_min(0))
 
 
-def test_feature_errors_are_the_winning_components_terms(calibrated):
+def test_feature_errors_are_the_two_components_mean_terms(calibrated):
     graph, _, rows = calibrated
     _, errors, components = _outputs(graph, rows)
-    winner = components.mean(dim=2).argmax(dim=1)
-    torch.testing.assert_close(errors, components[torch.arange(len(rows)), winner])
+    chosen = _surprises(graph, components).topk(2, dim=1).indices
+    want = components[torch.arange(len(rows))[:, None], chosen].mean(dim=1)
+    torch.testing.assert_close(errors, want)
+    assert bool((errors >= 0).all())
 
 
-def test_calibration_puts_each_components_median_training_row_at_one(calibrated):
+def test_calibration_puts_the_median_training_row_at_0_and_the_80th_percentile_at_1(calibrated):
     graph, train, _ = calibrated
     _, _, components = _outputs(graph, torch.from_numpy(train))
-    medians = components.mean(dim=2).median(dim=0).values
-    torch.testing.assert_close(medians, torch.ones(3))
-    # Not 1 already before calibration: the components come in different units.
-    assert float((graph.component_scale - 1).abs().max()) > 0.05
+    surprises = _surprises(graph, components)
+    torch.testing.assert_close(surprises.median(dim=0).values, torch.zeros(3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        torch.quantile(surprises, 0.8, dim=0), torch.ones(3), atol=1e-4, rtol=0
+    )
+    # A typical training row scores about 1.
+    score, _, _ = _outputs(graph, torch.from_numpy(train))
+    assert 0.8 < float(score.median()) < 1.6

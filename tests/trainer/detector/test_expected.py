@@ -74,6 +74,6 @@ def test_expected_values_come_from_the_component_that_gave_the_score():
     low, high = torch.zeros(2, 3), torch.ones(2, 3)
     high[0] = 0  # row 0: the first component wins, row 1 the second
     first, second = torch.full((2, 3), 10.0), torch.tensor([7.0, 8.0, 9.0])  # a centre
-    score, errors, expected = combine([(low + 0.5, first), (high, second)])
-    torch.testing.assert_close(score, torch.tensor([0.5, 1.0]))
+    score, errors, expected = combine([(low + 0.5, first), (high, second)], torch.zeros(2))
+    torch.testing.assert_close(score, torch.tensor([1.25, 1.75]))  # 1 + the mean surprise
     torch.testing.assert_close(expected, torch.stack([first[0], second]))
