@@ -196,6 +196,9 @@ def test_a_port_another_process_listens_on_is_refused(tiny_model, reuse_address)
 
 def test_supervisor_killed_takes_its_workers_with_it(tiny_model, start_engine):
     engine = start_engine(tiny_model.dir, "--workers", "2")
+    # Both workers serving: health is SERVING once the first is, and a worker still starting
+    # when the supervisor dies logs that instead (also right, but not this test's case).
+    engine.wait_log("SERVING model", count=2)
     workers = workers_of(engine)
     engine.process.kill()
     engine.process.wait(10)
