@@ -180,3 +180,9 @@ def test_components_with_centres_of_their_own_are_still_equal():
         got = lean_graph(graph).eval()(x)
     for w, g in zip(want, got, strict=True):
         torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize(("dim", "chains"), [(4, 1), (8, 1), (16, 2)])
+def test_narrow_graphs_join_their_groups_into_one_chain(dim, chains):
+    graph, _ = _graph(dim)
+    assert len(lean_graph(graph).groups) == chains
