@@ -11,8 +11,9 @@ import pytest
 
 ROWS, FEATURES = 100_000, 500
 FIRST_LINE_WITHIN_S = 10.0
-# Until the first line about training itself; a bound, so a hang fails instead of waiting.
-TRAINING_LINE_WITHIN_S = 120.0
+# Until the first line about training itself; a bound, so a hang fails instead of waiting. About
+# 25 s on a quiet machine; 120 s was passed once with 4 other jobs on the 2 cores (load 9).
+TRAINING_LINE_WITHIN_S = 300.0
 
 
 def _write_digits_csv(path, rows: int, features: int) -> None:
