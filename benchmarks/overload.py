@@ -49,6 +49,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.baseline import baseline_env  # noqa: E402
 from datasentinel.v1 import scoring_pb2 as pb  # noqa: E402
+from tests.hostile import rss_mb  # noqa: E402
 
 SCORE = "/datasentinel.v1.AnomalyScorer/Score"
 STREAM = "/datasentinel.v1.AnomalyScorer/ScoreStream"
@@ -221,23 +222,6 @@ def core_dropped(counts: dict[str, int]) -> int:
 
 def delta(after: dict, before: dict) -> dict:
     return {k: int(v - before.get(k, 0)) for k, v in after.items() if v - before.get(k, 0)}
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of the engine process and its children (a supervisor's workers)."""
-    pids = [pid]
-    try:
-        pids += map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
-    except OSError:
-        pass
-    total = 0
-    for p in pids:
-        try:
-            status = Path(f"/proc/{p}/status").read_text()
-        except OSError:
-            continue
-        total += int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
-    return total / 1024
 
 
 class PeakRss:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from datasentinel.producer.channel.settings import EngineConnectionSettings
 
 
 class Show(StrEnum):
@@ -17,7 +19,7 @@ class Show(StrEnum):
     none = "none"  # no per-row lines: only the summary
 
 
-class ProducerSettings(BaseSettings):
+class ProducerSettings(EngineConnectionSettings):
     """Streams vectors to a DataSentinel engine over ScoreStream and reports the results."""
 
     model_config = SettingsConfigDict(
@@ -28,30 +30,6 @@ class ProducerSettings(BaseSettings):
         extra="ignore",
     )
 
-    # The engine's address is shared with other tools (docker compose, scripts), hence the
-    # unprefixed ENGINE_HOST / ENGINE_PORT; the first alias keeps the flags --engine-host/-port.
-    engine_host: str = Field(
-        "localhost",
-        min_length=1,
-        validation_alias=AliasChoices("engine_host", "ENGINE_HOST"),
-        description="Host name or address of the engine. Env: ENGINE_HOST.",
-    )
-    engine_port: int = Field(
-        9000,
-        ge=1,
-        le=65535,
-        validation_alias=AliasChoices("engine_port", "ENGINE_PORT"),
-        description="gRPC port of the engine. Env: ENGINE_PORT.",
-    )
-    engine_target: str | None = Field(
-        None,
-        min_length=1,
-        validation_alias=AliasChoices("engine_target", "ENGINE_TARGET"),
-        json_schema_extra={"metavar": "TARGET"},
-        description="gRPC target naming every engine replica, balanced round_robin; overrides "
-        "--engine-host/--engine-port. E.g. dns:///engine-headless:9000 or "
-        "ipv4:127.0.0.2:9000,127.0.0.3:9000. Env: ENGINE_TARGET.",
-    )
     csv: Path | None = Field(
         None,
         json_schema_extra={"metavar": "FILE"},
@@ -163,54 +141,8 @@ class ProducerSettings(BaseSettings):
         "Env: PRODUCER_ANSWER_TIMEOUT.",
     )
 
-    # Security (producer/channel/security.py; engine/README.md "Security"): TLS, mutual TLS, the
-    # bearer token.
-    tls: bool = Field(
-        False,
-        description="Connect with TLS, trusting the system's CAs (implied by the other "
-        "--tls-* settings). Env: PRODUCER_TLS.",
-    )
-    tls_ca_file: Path | None = Field(
-        None,
-        description="CA certificate(s) (PEM) that signed the engine's certificate; turns TLS on. "
-        "Env: PRODUCER_TLS_CA_FILE.",
-    )
-    tls_cert_file: Path | None = Field(
-        None,
-        description="Client certificate (PEM) for mutual TLS. Env: PRODUCER_TLS_CERT_FILE.",
-    )
-    tls_key_file: Path | None = Field(
-        None, description="Key of the client certificate (PEM). Env: PRODUCER_TLS_KEY_FILE."
-    )
-    tls_server_name: str | None = Field(
-        None,
-        description="Name to expect in the engine's certificate when it differs from "
-        "--engine-host (e.g. connecting by IP). Env: PRODUCER_TLS_SERVER_NAME.",
-    )
-    auth_token_file: Path | None = Field(
-        None,
-        description="File whose first line is the token sent as 'authorization: Bearer <token>'. "
-        "Env: PRODUCER_AUTH_TOKEN_FILE.",
-    )
-
-    @field_validator("engine_target", mode="before")
-    @classmethod
-    def _empty_target_is_unset(cls, value: object) -> object:
-        # Compose files pass ENGINE_TARGET: ${ENGINE_TARGET:-}: empty means "use host and port".
-        return None if isinstance(value, str) and not value.strip() else value
-
     @model_validator(mode="after")
     def _label_needs_csv(self) -> ProducerSettings:
         if self.label_column is not None and self.csv is None:
             raise ValueError("--label-column needs --csv (the synthetic data has its own labels)")
         return self
-
-    @property
-    def target(self) -> str:
-        """The engine's address as gRPC wants it: --engine-target when set."""
-        if self.engine_target is not None:
-            return self.engine_target
-        host = self.engine_host
-        if ":" in host and not host.startswith("["):  # a bare IPv6 address
-            host = f"[{host}]"
-        return f"{host}:{self.engine_port}"

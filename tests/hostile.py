@@ -118,8 +118,20 @@ def wait_for(predicate, timeout: float = 30.0) -> bool:
 
 
 def rss_mb(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024
+    """Resident memory of the engine process and its children (a supervisor's workers)."""
+    pids = [pid]
+    try:
+        pids += map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
+    except OSError:
+        pass
+    total = 0
+    for p in pids:
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+        except OSError:
+            continue
+        total += int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
+    return total / 1024
 
 
 def huge_calls(

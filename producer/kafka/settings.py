@@ -1,7 +1,8 @@
 """The Kafka bridge's settings in one class: from flags, then environment variables, then defaults.
 
-The engine's address and the TLS/token settings towards it are the producer's (same names, same
-variables), so one environment configures both; the broker's own TLS/SASL settings are
+The engine's address and the TLS/token settings towards it are the producer's, inherited from one
+class (producer/channel/settings.py: same flags, same variables), so one environment configures
+both; the broker's own TLS/SASL settings are
 ``--kafka-security-protocol``, ``--kafka-sasl-*`` and ``--kafka-ssl-*``, passed to librdkafka as
 they are, plus ``--kafka-option KEY=VALUE`` for anything else librdkafka accepts.
 """
@@ -11,13 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
+from datasentinel.producer.channel.settings import EngineConnectionSettings
 from datasentinel.settings_loader import COMMAS
 
 
-class BridgeSettings(BaseSettings):
+class BridgeSettings(EngineConnectionSettings):
     """Reads events from Kafka topics, scores them with a DataSentinel engine and writes one
     verdict per event to an output topic (unscorable events to a dead-letter topic)."""
 
@@ -207,62 +209,7 @@ class BridgeSettings(BaseSettings):
         description="Address the metrics endpoint listens on. Env: BRIDGE_METRICS_BIND_HOST.",
     )
 
-    # -- the engine (the producer's names and variables) ------------------------------------
-    engine_host: str = Field(
-        "localhost",
-        min_length=1,
-        validation_alias=AliasChoices("engine_host", "ENGINE_HOST"),
-        description="Host name or address of the engine. Env: ENGINE_HOST.",
-    )
-    engine_port: int = Field(
-        9000,
-        ge=1,
-        le=65535,
-        validation_alias=AliasChoices("engine_port", "ENGINE_PORT"),
-        description="gRPC port of the engine. Env: ENGINE_PORT.",
-    )
-    engine_target: str | None = Field(
-        None,
-        validation_alias=AliasChoices("engine_target", "ENGINE_TARGET"),
-        json_schema_extra={"metavar": "TARGET"},
-        description="gRPC target naming every engine replica, balanced round_robin; overrides "
-        "--engine-host/--engine-port. Env: ENGINE_TARGET.",
-    )
-    tls: bool = Field(
-        False,
-        validation_alias=AliasChoices("tls", "PRODUCER_TLS"),
-        description="Connect to the engine with TLS. Env: PRODUCER_TLS.",
-    )
-    tls_ca_file: Path | None = Field(
-        None,
-        validation_alias=AliasChoices("tls_ca_file", "PRODUCER_TLS_CA_FILE"),
-        description="CA certificate(s) (PEM) of the engine; turns TLS on. "
-        "Env: PRODUCER_TLS_CA_FILE.",
-    )
-    tls_cert_file: Path | None = Field(
-        None,
-        validation_alias=AliasChoices("tls_cert_file", "PRODUCER_TLS_CERT_FILE"),
-        description="Client certificate (PEM) for mutual TLS with the engine. "
-        "Env: PRODUCER_TLS_CERT_FILE.",
-    )
-    tls_key_file: Path | None = Field(
-        None,
-        validation_alias=AliasChoices("tls_key_file", "PRODUCER_TLS_KEY_FILE"),
-        description="Key of the client certificate (PEM). Env: PRODUCER_TLS_KEY_FILE.",
-    )
-    tls_server_name: str | None = Field(
-        None,
-        validation_alias=AliasChoices("tls_server_name", "PRODUCER_TLS_SERVER_NAME"),
-        description="Name to expect in the engine's certificate. Env: PRODUCER_TLS_SERVER_NAME.",
-    )
-    auth_token_file: Path | None = Field(
-        None,
-        validation_alias=AliasChoices("auth_token_file", "PRODUCER_AUTH_TOKEN_FILE"),
-        description="File whose first line is the engine's bearer token. "
-        "Env: PRODUCER_AUTH_TOKEN_FILE.",
-    )
-
-    @field_validator("engine_target", "kafka_transactional_id", mode="before")
+    @field_validator("kafka_transactional_id", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -281,13 +228,3 @@ class BridgeSettings(BaseSettings):
         if len(outputs) < 2 or outputs & set(self.kafka_topic):
             raise ValueError("input, output and dead-letter topics must be different topics")
         return self
-
-    @property
-    def target(self) -> str:
-        """The engine's address as gRPC wants it: --engine-target when set."""
-        if self.engine_target is not None:
-            return self.engine_target
-        host = self.engine_host
-        if ":" in host and not host.startswith("["):
-            host = f"[{host}]"
-        return f"{host}:{self.engine_port}"

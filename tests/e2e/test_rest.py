@@ -214,6 +214,30 @@ def test_a_body_over_the_message_limit_is_413_and_counted(engine, pki):
     assert refused(engine, "too_large") == before + 1
 
 
+def test_a_declared_length_over_the_limit_is_refused_before_the_body(engine, pki):
+    """A Content-Length over the limit is answered 413 at once: the engine neither waits for
+    nor reads 64 MB it is going to refuse (a client that never sends them gets its answer)."""
+    import http.client
+
+    before = refused(engine, "too_large")
+    context = ssl.create_default_context(cafile=str(pki.pem("ca")))
+    connection = http.client.HTTPSConnection(
+        "127.0.0.1", engine.http_port, context=context, timeout=10
+    )
+    connection.putrequest("POST", "/v2/models/datasentinel/infer")
+    for name, value in {
+        "Authorization": f"Bearer {TOKEN}",
+        "Content-Type": "application/json",
+        "Content-Length": str(64 << 20),
+    }.items():
+        connection.putheader(name, value)
+    connection.endheaders(b"{")  # one byte of the 64 MB declared
+    response = connection.getresponse()
+    assert response.status == 413 and b"ENGINE_MAX_MESSAGE_MB" in response.read()
+    connection.close()
+    assert refused(engine, "too_large") == before + 1
+
+
 def test_a_chunked_body_over_the_limit_is_413_too(engine, pki):
     """No Content-Length to refuse up front: the limit holds while the body is read."""
     import http.client

@@ -118,8 +118,12 @@ def serving_graph(graph: ScoringGraph, fused: bool = True) -> nn.Module:
 
 
 def _serving_group(group: MemberGroup) -> nn.Module:
-    _, _, added_zeros = _member_columns(group.autoencoder)
-    return FusedGroup(group) if added_zeros <= MAX_ADDED_ZEROS else group
+    return FusedGroup(group) if added_zeros(group.autoencoder) <= MAX_ADDED_ZEROS else group
+
+
+def added_zeros(autoencoder: Autoencoder) -> int:
+    """The zero weights the block-diagonal matrices of a fused layout would add."""
+    return _member_columns(autoencoder)[2]
 
 
 def _member_columns(

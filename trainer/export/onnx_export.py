@@ -25,6 +25,7 @@ from datasentinel.model_config import (
 )
 from datasentinel.trainer.detector.fused import serving_graph
 from datasentinel.trainer.detector.graph import ScoringGraph
+from datasentinel.trainer.detector.lean import NotLean, lean_graph
 from datasentinel.trainer.errors import ExportError
 
 log = logging.getLogger(__name__)
@@ -64,23 +65,50 @@ class Exported:
 
 def export_model(graph: ScoringGraph, reference_rows: np.ndarray) -> Exported:
     """The graph as self-contained ONNX bytes whose outputs match torch on ``reference_rows``
-    (raw feature rows, e.g. the validation split). The serving layout (trainer/detector/fused.py)
-    is exported first; should it fail the parity check, the trained layout, which computes op
-    for op what torch computes, is exported instead (slower to serve, said in a warning), so a
-    fit is not lost to the faster layout. Raises ExportError only when both disagree with torch."""
+    (raw feature rows, e.g. the validation split). The layouts in LAYOUTS are tried in turn:
+    the lean one (trainer/detector/lean.py; too wide a group skips it), then the fused one
+    (fused.py, which scores through graph.py's own helpers), then the trained layout, which
+    computes op for op what torch computes. The first that passes the parity check is kept, so
+    a fit is never lost to a faster layout, and one that disagreed is said in a warning (scores
+    right, serving costs more). Raises ExportError only when every layout disagrees."""
     graph.eval()
-    try:
-        return Exported(_checked_export(graph, reference_rows, fused=True))
-    except ExportError as error:
-        log.warning(
-            "the fused ONNX layout failed the parity check (%s); exporting the plain one", error
-        )
-    onnx_bytes = _checked_export(graph, reference_rows, fused=False)
-    warning = (
-        "the model was exported in its plain layout (the faster fused layout disagreed with "
-        "torch beyond float32 rounding): scores are right, serving costs more per row"
+    failed: list[str] = []
+    for name in LAYOUTS:
+        try:
+            module = serving_layout(graph, name)
+        except NotLean as reason:
+            log.info("not exported in the lean layout: %s", reason)
+            continue
+        try:
+            onnx_bytes = _checked_export(module, graph, reference_rows)
+        except ExportError as error:
+            if name == LAYOUTS[-1]:
+                raise
+            log.warning("the %s ONNX layout failed the parity check (%s)", name, error)
+            failed.append(name)
+            continue
+        return Exported(onnx_bytes, [_fallback_warning(failed, name)] if failed else [])
+    raise AssertionError("unreachable: the last layout returns or raises")
+
+
+# Fastest first; "plain" is the trained layout itself.
+LAYOUTS = ("lean", "fused", "plain")
+
+
+def serving_layout(graph: ScoringGraph, name: str) -> torch.nn.Module:
+    """``graph`` laid out as ``name`` (one of LAYOUTS); raises NotLean for "lean" when the
+    graph does not fit it."""
+    if name == "lean":
+        return lean_graph(graph)
+    return serving_graph(graph, fused=name == "fused")
+
+
+def _fallback_warning(failed: list[str], name: str) -> str:
+    return (
+        f"the model was exported in its {name} layout (the faster {' and '.join(failed)} "
+        "layout disagreed with torch beyond float32 rounding): scores are right, serving costs "
+        "more per row"
     )
-    return Exported(onnx_bytes, [warning])
 
 
 def export_onnx(graph: ScoringGraph, reference_rows: np.ndarray) -> bytes:
@@ -88,11 +116,14 @@ def export_onnx(graph: ScoringGraph, reference_rows: np.ndarray) -> bytes:
     return export_model(graph, reference_rows).onnx_bytes
 
 
-def _checked_export(graph: ScoringGraph, reference_rows: np.ndarray, fused: bool) -> bytes:
+def _checked_export(
+    module: torch.nn.Module, graph: ScoringGraph, reference_rows: np.ndarray
+) -> bytes:
+    """``module`` (a layout of ``graph``) as ONNX bytes, checked against ``graph`` itself."""
     input_dim = reference_rows.shape[1]
     with tempfile.TemporaryDirectory(prefix="trainer-export-") as tmp:
         path = Path(tmp) / MODEL_FILENAME
-        _torch_export(serving_graph(graph, fused).eval(), input_dim, path)
+        _torch_export(module.eval(), input_dim, path)
         # onnx.load folds any external-data side file back in, so the bytes stand alone.
         model = onnx.load(path)
     check_signature(model, input_dim)

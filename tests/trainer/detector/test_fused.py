@@ -99,7 +99,8 @@ def test_narrow_models_are_served_fused_and_wide_ensembles_batched():
 
 def test_exported_default_ensemble_is_the_fused_layout_and_matches_torch():
     graph, rows = _graph(8, None, None, 5)
-    model = onnx.load_from_string(onnx_export.export_onnx(graph, rows))  # checks parity itself
+    fused = onnx_export.serving_layout(graph, "fused")
+    model = onnx.load_from_string(onnx_export._checked_export(fused, graph, rows))  # and parity
     ops = [node.op_type for node in model.graph.node]
     assert "Expand" not in ops  # the batched layout copies the input once per member
     # One Log per group (soften of all members at once) and one in the tail's signed log.

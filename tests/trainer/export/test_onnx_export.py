@@ -166,18 +166,20 @@ def test_parity_accepts_rounding_that_torch_makes_too():
         onnx_export.assert_close(SCORE_OUTPUT, 2, expected, actual, scale, rounding=0.0)
 
 
-def test_export_falls_back_to_the_plain_layout_when_the_fused_one_disagrees(monkeypatch):
+def test_export_falls_back_to_the_plain_layout_when_the_faster_ones_disagree(monkeypatch):
     graph, rows = _large_graph()
     drifted = copy.deepcopy(graph)
     with torch.no_grad():
         for group in drifted.groups:
             group.autoencoder.decoder[-1].bias += 0.5
-    layout = onnx_export.serving_graph
+    layout = onnx_export.serving_layout
     monkeypatch.setattr(
-        onnx_export, "serving_graph", lambda g, fused: layout(drifted if fused else g, fused)
+        onnx_export,
+        "serving_layout",
+        lambda g, name: layout(g if name == "plain" else drifted, name),
     )
     exported = onnx_export.export_model(graph, rows)
-    assert "plain layout" in exported.warnings[0]
+    assert "plain layout" in exported.warnings[0] and "lean and fused" in exported.warnings[0]
     session = ort.InferenceSession(exported.onnx_bytes, providers=["CPUExecutionProvider"])
     (score,) = session.run([SCORE_OUTPUT], {INPUT_NAME: rows})
     with torch.no_grad():
