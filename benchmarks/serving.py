@@ -20,6 +20,14 @@
     python benchmarks/serving.py --models-dir models --fields-only     # the per-row fields alone
     python benchmarks/serving.py --models-dir models --baseline REV    # this code vs REV alone
     python benchmarks/serving.py --models-dir models --rest-only       # REST beside gRPC alone
+    python benchmarks/serving.py --models-dir models --main-only       # ceiling, floor, engine
+    python benchmarks/serving.py --models-dir models --same-client [--triton PATH]
+    python benchmarks/serving.py --models-dir models --load-curve      # latency vs offered load
+
+``--same-client``: perf_analyzer (Triton's client) against the engine's Open Inference Protocol
+and, with ``--triton PATH`` to a tritonserver binary, against Triton serving the same
+model.onnx, interleaved (benchmarks/same_client.py). ``--load-curve``: p50/p99 against offered
+calls/s, open loop, engine beside the echo floor, table and picture (benchmarks/load_curve.py).
 
 Load comes from h2load (Debian's nghttp2-client), a C HTTP/2 client (``--h1`` for REST, which is
 HTTP/1.1: one call at a time per connection, so more connections): a unary call is a POST of
@@ -582,10 +590,40 @@ def main() -> int:
         metavar="REV",
         help="only this engine beside the engine of git revision REV (the cost of a change)",
     )
+    parser.add_argument(
+        "--main-only", action="store_true", help="only the ceiling / echo floor / engine table"
+    )
+    parser.add_argument(
+        "--same-client",
+        action="store_true",
+        help="only perf_analyzer against the engine (and Triton with --triton), interleaved",
+    )
+    parser.add_argument("--perf-analyzer", metavar="PATH", help="perf_analyzer binary to use")
+    parser.add_argument(
+        "--triton", metavar="PATH", help="a tritonserver binary: serve the same model.onnx beside"
+    )
+    parser.add_argument(
+        "--load-curve",
+        action="store_true",
+        help="only p50/p99 against offered load (open loop), engine beside the echo floor",
+    )
+    parser.add_argument(
+        "--curve-seconds", type=float, default=3.0, help="per point of the load curve"
+    )
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        default=HERE / "serving_latency.png",
+        help="where --load-curve writes its picture",
+    )
     args = parser.parse_args()
-    if shutil.which("h2load") is None:
+    if shutil.which("h2load") is None and not args.same_client:
         raise SystemExit("h2load not found: apt-get install nghttp2-client")
     dim = load_config(args.models_dir).input_dim
+    if args.same_client:
+        return run_same_client(args, dim)
+    if args.load_curve:
+        return run_load_curve(args, dim)
     if args.security_only:
         with tempfile.TemporaryDirectory() as workdir:
             security = measure_security(args.models_dir, dim, Path(workdir), args.repeats)
@@ -624,6 +662,9 @@ def main() -> int:
                 runs[workers] = measure_server(process, port, dim, Path(workdir), args.repeats)
             finally:
                 stop(process)
+        if args.main_only:
+            report(args, dim, cores, ceil, floor, runs)
+            return 0
         security = measure_security(args.models_dir, dim, Path(workdir), args.repeats)
         fields, notes = measure_fields(args.models_dir, dim, Path(workdir), args.repeats)
         rest = measure_rest(args.models_dir, dim, Path(workdir), args.repeats)
@@ -634,10 +675,78 @@ def main() -> int:
     return 0
 
 
+def run_same_client(args, dim: int) -> int:
+    """perf_analyzer against the engine (one worker per core, its default) and, when given,
+    Triton on the same model.onnx; interleaved rounds, medians."""
+    import same_client
+
+    binary = same_client.find_perf_analyzer(args.perf_analyzer)
+    if binary is None:
+        raise SystemExit("perf_analyzer not found: run scripts/getPerfAnalyzer.sh")
+    cores = os.cpu_count() or 1
+    servers = {}
+    with tempfile.TemporaryDirectory() as workdir:
+        try:
+            servers["engine"] = engine(args.models_dir, cores)
+            check_answer(servers["engine"][1], f"/{OIP}/ModelInfer", infer_request(2, dim))
+            if args.triton:
+                repository = same_client.model_repository(args.models_dir, Path(workdir) / "repo")
+                servers["triton"] = same_client.start_triton(args.triton, repository)
+                note = f"Triton: {args.triton}, the same model.onnx (onnxruntime backend)"
+            else:
+                note = "Triton: not given (--triton PATH to a tritonserver binary): engine alone"
+            cpu = lambda process: cpu_seconds(server_pids(process))  # noqa: E731
+            data = same_client.input_data(args.models_dir, Path(workdir) / "input.json")
+            results = same_client.compare(servers, binary, Path(workdir), args.repeats, cpu, data)
+        finally:
+            for process, _ in servers.values():
+                stop(process)
+    print(f"model {args.models_dir}; engine: {cores} workers; {load_average()}")
+    same_client.report(results, note)
+    return 0
+
+
+def run_load_curve(args, dim: int) -> int:
+    """The engine (1 worker) and the echo floor (1 process) side by side, point by point."""
+    import load_curve
+
+    servers = {}
+    with tempfile.TemporaryDirectory() as workdir:
+        bodies = {}
+        for rows in load_curve.RATES:
+            bodies[rows] = Path(workdir) / f"score-{rows}.bin"
+            bodies[rows].write_bytes(framed(rows, dim))
+        try:
+            servers["engine x1"] = engine(args.models_dir, 1)
+            servers["echo"] = start([sys.executable, str(HERE / "echo_server.py")], " SERVING ")
+            for _, port in servers.values():  # warm up, and a real answer (h2load counts
+                h2load(port, ("ScoreStream", 1, 200, 4, 2, 1), dim, Path(workdir))  # errors)
+                check_answer(port, f"/{OURS}/Score", score_request(2, dim))
+            ports = {name: port for name, (_, port) in servers.items()}
+            points = load_curve.curve(
+                ports, bodies, args.curve_seconds, Path(workdir), args.repeats
+            )
+        finally:
+            for process, _ in servers.values():
+                stop(process)
+    title = f"{args.models_dir} ({dim} features); {load_average()}"
+    print(title)
+    load_curve.report(points)
+    load_curve.plot(points, args.plot, title)
+    print(f"picture: {args.plot}")
+    return 0
+
+
+def load_average() -> str:
+    """This shared machine's load while measuring: figures mean little without it."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.1f}, {five:.1f}, {fifteen:.1f} on {os.cpu_count()} cores"
+
+
 def report(args, dim, cores, ceil, floor, runs) -> None:
     print(
         f"model {args.models_dir} ({dim} features); {cores} cores shared by the server and "
-        "h2load (a C HTTP/2 client)"
+        f"h2load (a C HTTP/2 client); {load_average()}"
     )
     print(
         f"ceiling (in-process ONNX Runtime, 1 thread): {ceil[1]:,.0f} vectors/s at 1 per call, "
