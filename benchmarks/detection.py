@@ -15,7 +15,8 @@ runs so that re-running while DataSentinel changes refits only DataSentinel. ``-
 overrides a trainer setting (for ablations; the reported table uses none). ``--before REV`` also
 runs the trainer of git revision REV (``DataSentinel@REV``, in a subprocess, from this
 environment: benchmarks/baseline.py) on the same splits, so fit times and scores before and after
-a change are measured side by side in one run. The tables are made by
+a change are measured side by side in one run. ``--first-seed 3 --seeds 2`` runs only splits 3
+and 4, the ones a 5-seed run adds to a 3-seed one. The tables are made by
 ``benchmarks/detection_report.py``.
 """
 
