@@ -15,7 +15,8 @@ runs so that re-running while DataSentinel changes refits only DataSentinel. ``-
 overrides a trainer setting (for ablations; the reported table uses none). ``--before REV`` also
 runs the trainer of git revision REV (``DataSentinel@REV``, in a subprocess, from this
 environment: benchmarks/baseline.py) on the same splits, so fit times and scores before and after
-a change are measured side by side in one run. The tables are made by
+a change are measured side by side in one run. ``--first-seed 3 --seeds 2`` runs only splits 3
+and 4, the ones a 5-seed run adds to a 3-seed one. The tables are made by
 ``benchmarks/detection_report.py``.
 """
 
@@ -212,7 +213,7 @@ def run_baseline(name: str, split: Split) -> Run:
 def benchmark(
     path: Path,
     label: str,
-    seeds: int,
+    seeds: range,
     detectors: list[str],
     overrides: dict[str, str],
     cache: BaselineCache,
@@ -221,7 +222,7 @@ def benchmark(
     frame = pd.read_csv(path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     runs = []
-    for seed in range(seeds):
+    for seed in seeds:
         train, test = train_test_split(frame, test_size=TEST_FRACTION, random_state=seed)
         split = Split(path.stem, seed, len(frame), train, test, label)
         runs += [run_detector(name, split, digest, overrides, cache) for name in detectors]
@@ -294,6 +295,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("csv", nargs="*", type=Path, help="labelled CSV files")
     parser.add_argument("--suite", action="store_true", help="add the synthetic suite's datasets")
     parser.add_argument("--seeds", type=int, default=5, help="random 60/40 splits per dataset")
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="seed of the first split (3 with --seeds 2: splits 3 and 4, to add to a run of 3)",
+    )
     parser.add_argument("--label-column", default="label", help="column holding 0/1 labels")
     parser.add_argument(
         "--detectors",
@@ -326,6 +333,7 @@ def main() -> None:
     detectors = parse_detectors(args.detectors)
     overrides = parse_overrides(args.set)
     cache = BaselineCache(args.baseline_cache)
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     runs: list[Run] = []
     with tempfile.TemporaryDirectory(prefix="detection-suite-") as tmp:
         before = {}
@@ -333,7 +341,7 @@ def main() -> None:
             before[BEFORE_PREFIX + args.before] = baseline_env(args.before, Path(tmp))
         for path in dataset_paths(args.csv, args.suite, Path(tmp)):
             dataset_runs = benchmark(
-                path, args.label_column, args.seeds, detectors, overrides, cache, before
+                path, args.label_column, seeds, detectors, overrides, cache, before
             )
             cache.save()
             runs += dataset_runs
@@ -342,7 +350,11 @@ def main() -> None:
     print(comparison(group(runs)), end="\n\n")
     if args.json:
         settings = dict(
-            seeds=args.seeds, test_fraction=TEST_FRACTION, detectors=detectors, before=args.before
+            seeds=args.seeds,
+            first_seed=args.first_seed,
+            test_fraction=TEST_FRACTION,
+            detectors=detectors,
+            before=args.before,
         )
         save_runs(runs, args.json, {**settings, "overrides": overrides})
     print(f"{cache.describe()}; wall time {time.perf_counter() - started:.1f} s")
