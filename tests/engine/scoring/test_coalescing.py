@@ -65,3 +65,18 @@ async def test_a_cancelled_call_leaves_the_others_answered():
     with pytest.raises(asyncio.CancelledError):
         await gone
     assert await together.score(5) == 10  # and the next call starts a new group
+
+
+async def test_a_second_group_goes_while_the_first_is_held_and_the_rest_wait_for_either():
+    groups = Groups()
+    together = Coalescer(groups)
+    calls = [asyncio.create_task(together.score(1))]
+    await asyncio.sleep(0)
+    calls.append(asyncio.create_task(together.score(2)))
+    await asyncio.sleep(0)
+    calls += [asyncio.create_task(together.score(n)) for n in (3, 4)]
+    await asyncio.sleep(0.01)
+    assert groups.groups == [[1], [2]]
+    groups.gate.set()
+    assert await asyncio.gather(*calls) == [2, 4, 6, 8]
+    assert groups.groups == [[1], [2], [3, 4]]
