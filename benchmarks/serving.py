@@ -19,6 +19,7 @@
     python benchmarks/serving.py --models-dir models --security-only   # the security part alone
     python benchmarks/serving.py --models-dir models --fields-only     # the per-row fields alone
     python benchmarks/serving.py --models-dir models --baseline REV    # this code vs REV alone
+    python benchmarks/serving.py --models-dir models --baseline REV --workers 2   # (beside echo)
     python benchmarks/serving.py --models-dir models --rest-only       # REST beside gRPC alone
     python benchmarks/serving.py --models-dir models --main-only       # ceiling, floor, engine
     python benchmarks/serving.py --models-dir models --same-client [--triton PATH]
@@ -419,15 +420,20 @@ def round_robin(servers: dict, dim: int, workdir: Path, repeats: int) -> dict:
             for name, cases in runs.items()}  # fmt: skip
 
 
-def measure_baseline(models_dir: Path, dim: int, workdir: Path, repeats: int, rev: str) -> dict:
-    """One worker of this engine and one of revision ``rev``'s, side by side, plain text."""
+def measure_baseline(
+    models_dir: Path, dim: int, workdir: Path, repeats: int, rev: str, workers: int = 1
+) -> dict:
+    """The echo floor, this engine and revision ``rev``'s, side by side, plain text, each
+    engine with ``workers`` workers: "vs 1st" is then each one's ratio to the floor."""
     from baseline import baseline_env
 
     envs = {"this code": {}, f"rev {rev}": baseline_env(rev, workdir)}
     servers = {}
     try:
+        echo = start([sys.executable, str(HERE / "echo_server.py")], " SERVING ")
+        servers["echo"] = (*echo, PLAIN)
         for name, env in envs.items():
-            servers[name] = (*engine(models_dir, 1, env=env), PLAIN)
+            servers[name] = (*engine(models_dir, workers, env=env), PLAIN)
         return round_robin(servers, dim, workdir, repeats)
     finally:
         for process, _, _ in servers.values():
@@ -588,7 +594,11 @@ def main() -> int:
     parser.add_argument(
         "--baseline",
         metavar="REV",
-        help="only this engine beside the engine of git revision REV (the cost of a change)",
+        help="only this engine beside the engine of git revision REV (the cost of a change) "
+        "and the echo floor",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="engine workers with --baseline (default 1)"
     )
     parser.add_argument(
         "--main-only", action="store_true", help="only the ceiling / echo floor / engine table"
@@ -637,9 +647,10 @@ def main() -> int:
     if args.baseline:
         with tempfile.TemporaryDirectory() as workdir:
             runs = measure_baseline(
-                args.models_dir, dim, Path(workdir), args.repeats, args.baseline
+                args.models_dir, dim, Path(workdir), args.repeats, args.baseline, args.workers
             )
-        report_security(runs, f"this code vs revision {args.baseline}")
+        title = f"echo (1 process), this code, rev {args.baseline} ({args.workers} worker(s) each)"
+        report_security(runs, title)
         return 0
     if args.fields_only:
         with tempfile.TemporaryDirectory() as workdir:
@@ -769,10 +780,10 @@ def report(args, dim, cores, ceil, floor, runs) -> None:
             print(f"{name:10}{f'{mode} x{n}':18}" + "".join(f"{c:>14}" for c in cells))
 
 
-def report_security(runs: dict, title: str = "security") -> None:
+def report_security(runs: dict, title: str = "security: 1 worker each") -> None:
     """Throughput and server CPU per message of each setup, and the difference to the first."""
     print(
-        f"\n{title}: 1 worker each, measured in turn; h2load over 4 long-lived connections "
+        f"\n{title}; measured in turn; h2load over 4 long-lived connections "
         "(handshakes not counted); medians"
     )
     header = ("vectors/s", "p50 ms", "p99 ms", "vs 1st", "server us/msg", "+us/msg")

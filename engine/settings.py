@@ -126,7 +126,8 @@ class EngineSettings(BaseSettings):
         64,
         ge=0,
         description="Model calls of at most this many vectors run on the event loop instead of "
-        "the scoring thread. Env: ENGINE_INLINE_ROWS.",
+        "the scoring thread (stream messages; unary calls always use the thread, where calls "
+        "arriving together share a model call). Env: ENGINE_INLINE_ROWS.",
     )
     stream_window: int = Field(
         64,

@@ -29,6 +29,7 @@ from datasentinel.engine.metrics.collectors import metrics
 from datasentinel.engine.model.session import LoadedModel, ModelOutput
 from datasentinel.engine.scoring.admission import RowAdmission
 from datasentinel.engine.scoring.batcher import GreedyBatcher
+from datasentinel.engine.scoring.coalescing import Coalescer
 from datasentinel.severity import severity
 from datasentinel.text import shortened
 
@@ -118,6 +119,8 @@ class ScoringCore:
             inline_rows=limits.inline_rows,
             on_batch=metrics().observe_batch,
         )
+        # Unary calls arriving together are scored as one group (engine.scoring.coalescing).
+        self._together = Coalescer(self._score_admitted)
 
     async def start(self) -> None:
         """Starts the batcher and runs one probe through it and the model."""
@@ -139,11 +142,9 @@ class ScoringCore:
         rows = len(batch.vectors)
         self._admission.admit(rows)
         try:
-            out = await self._batcher.submit(batch.vectors)
+            return await self._together.score(batch)
         finally:
             self._admission.release(rows)
-        (result,) = self._scored([batch], out)
-        return result
 
     async def score_each(
         self, batches: Sequence[ScoreBatch | Exception]
@@ -177,21 +178,40 @@ class ScoringCore:
             total += n
         return chunks
 
+    async def _score_admitted(self, batches: list[ScoreBatch]) -> list[ScoredBatch | Exception]:
+        """Validated, admitted batches (unary calls that arrived together), in as few model
+        calls as ``max_merge_rows`` allows. Never on the event loop: while the scoring thread
+        runs the model, the loop takes the next calls, and they go together next time."""
+        outcomes: list[ScoredBatch | Exception] = list(batches)
+        chunks = self._chunks(list(range(len(batches))), [len(b.vectors) for b in batches])
+        if len(chunks) == 1:  # the usual case: no task for gather to make
+            await self._run_chunk(batches, chunks[0], outcomes, inline=False)
+        else:
+            runs = (self._run_chunk(batches, chunk, outcomes, inline=False) for chunk in chunks)
+            await asyncio.gather(*runs)
+        return outcomes
+
     async def _score_chunk(self, batches, slots: list[int], outcomes: list) -> None:
-        parts = [batches[slot] for slot in slots]
-        vectors = [part.vectors for part in parts]
-        rows = sum(len(v) for v in vectors)
+        rows = sum(len(batches[slot].vectors) for slot in slots)
         await self._admission.acquire(rows)  # a stream waits for room rather than failing
         try:
+            await self._run_chunk(batches, slots, outcomes)
+        finally:
+            self._admission.release(rows)
+
+    async def _run_chunk(self, batches, slots: list[int], outcomes: list, inline=True) -> None:
+        """One model call for the batches in ``slots``; each slot gets its result, or the error
+        that stopped the call."""
+        parts = [batches[slot] for slot in slots]
+        vectors = [part.vectors for part in parts]
+        try:
             out = await self._batcher.submit(
-                vectors[0] if len(parts) == 1 else np.concatenate(vectors)
+                vectors[0] if len(parts) == 1 else np.concatenate(vectors), inline=inline
             )
         except Exception as exc:  # e.g. overloaded, or shutting down: each of them is told
             for slot in slots:
                 outcomes[slot] = exc
             return
-        finally:
-            self._admission.release(rows)
         for slot, result in zip(slots, self._scored(parts, out), strict=True):
             outcomes[slot] = result
 

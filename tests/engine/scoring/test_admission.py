@@ -74,7 +74,7 @@ async def gated_core(tiny_model):
     )
     await core.start()
 
-    async def slow(vectors):
+    async def slow(vectors, inline=True):
         submitted.append(len(vectors))
         await gate.wait()
         return run(vectors)
