@@ -4,26 +4,13 @@ each dataset really has the feature kind it is there to probe."""
 from __future__ import annotations
 
 import functools
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
-SUITE_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "suite.py"
-
-
-def _load_suite():
-    # benchmarks/ is not a package: load the module from its file.
-    spec = importlib.util.spec_from_file_location("benchmark_suite", SUITE_PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-suite = _load_suite()
+from benchmarks import suite
 
 
 @functools.cache

@@ -1,26 +1,14 @@
 """A default fit on large-magnitude integer telemetry (benchmarks/suite.py large_magnitude: the
 shape of the 49,097 x 9 set whose fits failed the ONNX parity check) exports and scores."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
+from benchmarks import suite
 from datasentinel.trainer.pipeline import train_and_export
-
-SUITE_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "suite.py"
-
-
-def _suite():
-    spec = importlib.util.spec_from_file_location("benchmark_suite", SUITE_PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_fit_on_large_magnitudes_passes_the_parity_check(quick_settings, tmp_path):
-    suite = _suite()
     rows = suite.large_magnitude_rows(np.random.default_rng(1), 6000)
     path = tmp_path / "telemetry.csv"
     pd.DataFrame(rows, columns=[f"f{j}" for j in range(9)]).to_csv(path, index=False)
