@@ -111,11 +111,6 @@ def _fallback_warning(failed: list[str], name: str) -> str:
     )
 
 
-def export_onnx(graph: ScoringGraph, reference_rows: np.ndarray) -> bytes:
-    """``export_model``'s bytes."""
-    return export_model(graph, reference_rows).onnx_bytes
-
-
 def _checked_export(
     module: torch.nn.Module, graph: ScoringGraph, reference_rows: np.ndarray
 ) -> bytes:

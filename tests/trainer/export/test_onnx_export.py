@@ -60,10 +60,10 @@ def test_export_refuses_onnx_that_disagrees_with_torch(monkeypatch):
         for group in drifted.groups:  # whichever component wins a row, its terms move
             group.autoencoder.decoder[-1].bias += 0.5
     torch_export = onnx_export._torch_export
-    # The file written is a different model from the one export_onnx is given.
+    # The file written is a different model from the one export_model is given.
     monkeypatch.setattr(onnx_export, "_torch_export", lambda _g, d, p: torch_export(drifted, d, p))
     with pytest.raises(ExportError, match="disagrees with torch"):
-        onnx_export.export_onnx(graph, rows)
+        onnx_export.export_model(graph, rows)
 
 
 def _large_graph():
@@ -79,14 +79,15 @@ def _large_graph():
 
 
 def _exported_as(monkeypatch, module) -> None:
-    """export_onnx writes ``module`` instead of the graph it is given."""
+    """export_model writes ``module`` instead of the graph it is given."""
     torch_export = onnx_export._torch_export
     monkeypatch.setattr(onnx_export, "_torch_export", lambda _g, d, p: torch_export(module, d, p))
 
 
 def test_parity_fits_the_magnitude_of_large_features():
     graph, rows = _large_graph()
-    onnx_bytes = onnx_export.export_onnx(graph, rows)  # raises ExportError on a mismatch
+    # raises ExportError on a mismatch
+    onnx_bytes = onnx_export.export_model(graph, rows).onnx_bytes
     # What the old absolute tolerance (1e-5, plus 1e-4 of each value) made of the same model:
     # float32 rounding at 1e6 refused, for an expected value near 0 of a far row.
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
@@ -105,7 +106,7 @@ def test_parity_still_refuses_slightly_wrong_weights_on_large_features(monkeypat
             group.autoencoder.decoder[-1].weight *= 1.01
     _exported_as(monkeypatch, drifted)
     with pytest.raises(ExportError, match="disagrees with torch"):
-        onnx_export.export_onnx(graph, rows)
+        onnx_export.export_model(graph, rows)
 
 
 class _RowsMixedUp(torch.nn.Module):
@@ -123,7 +124,7 @@ def test_parity_still_refuses_rows_mixed_up(monkeypatch):
     graph, rows = _large_graph()
     _exported_as(monkeypatch, _RowsMixedUp(copy.deepcopy(graph)))
     with pytest.raises(ExportError, match="disagrees with torch"):
-        onnx_export.export_onnx(graph, rows)
+        onnx_export.export_model(graph, rows)
 
 
 def test_parity_is_checked_on_rows_with_missing_cells():

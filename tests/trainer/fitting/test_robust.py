@@ -80,7 +80,7 @@ def test_feature_errors_are_the_members_mean_scaled_softened_error(group_index):
 def test_ensemble_graph_exports_with_parity():
     features = np.random.default_rng(1).normal(3, 2, size=(60, 4)).astype(np.float32)
     graph = build_scoring_graph(features, [8], 2, members=4).eval()
-    session = ort.InferenceSession(onnx_export.export_onnx(graph, features))
+    session = ort.InferenceSession(onnx_export.export_model(graph, features).onnx_bytes)
     score, errors = session.run([SCORE_OUTPUT, FEATURE_ERRORS_OUTPUT], {INPUT_NAME: features})
     with torch.no_grad():
         want_score, want_errors, _ = graph(torch.from_numpy(features))
