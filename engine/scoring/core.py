@@ -203,23 +203,23 @@ class ScoringCore:
         """One model call for the batches in ``slots``; each slot gets its result, or the error
         that stopped the call."""
         parts = [batches[slot] for slot in slots]
-        vectors = [part.vectors for part in parts]
+        vectors = parts[0].vectors if len(parts) == 1 else np.concatenate([p.vectors for p in parts])
         try:
-            out = await self._batcher.submit(
-                vectors[0] if len(parts) == 1 else np.concatenate(vectors), inline=inline
-            )
+            out = await self._batcher.submit(vectors, inline=inline)
         except Exception as exc:  # e.g. overloaded, or shutting down: each of them is told
             for slot in slots:
                 outcomes[slot] = exc
             return
-        for slot, result in zip(slots, self._scored(parts, out), strict=True):
+        for slot, result in zip(slots, self._scored(parts, vectors, out), strict=True):
             outcomes[slot] = result
 
-    def _scored(self, batches: list[ScoreBatch], out: ModelOutput) -> list[ScoredBatch]:
-        """Results per batch from one model output of all their rows, in order. Flags, severity
-        and metrics are computed once for the whole output: per batch they cost more than the
-        model's share for single-vector messages. Batches with their own threshold get their
-        own flags."""
+    def _scored(
+        self, batches: list[ScoreBatch], vectors: np.ndarray, out: ModelOutput
+    ) -> list[ScoredBatch]:
+        """Results per batch from one model output of all their rows (``vectors``, the batches'
+        rows in order). Flags, severity, metrics and the look for missing values are computed
+        once for the whole output: per batch they cost more than the model's share for
+        single-vector messages. Batches with their own threshold get their own flags."""
         scores = _most_anomalous_if_nonfinite(out.scores)
         if scores is not out.scores:
             metrics().nonfinite_scores.inc(int(np.count_nonzero(np.isposinf(scores))))
@@ -237,6 +237,7 @@ class ScoringCore:
         # move with what clients ask); the anomaly count is of the flags as answered.
         metrics().observe_scores(scores, flags, out.threshold)
         levels = None if out.severity_table is None else severity(scores, out.severity_table)
+        missing_rows = _missing(vectors) if out.fills_missing else None
         results, start = [], 0
         for batch, threshold in zip(batches, thresholds, strict=True):
             stop = start + len(batch.vectors)
@@ -247,8 +248,8 @@ class ScoringCore:
                 expected = _expected(out, start, stop)
             if batch.top_features:
                 top = top_features(errors, batch.vectors, expected, batch.top_features)
-            if out.fills_missing:
-                missing = _missing(batch.vectors)
+            if missing_rows is not None:
+                missing = _missing_of(missing_rows[start:stop])
             results.append(
                 ScoredBatch(
                     ids=batch.ids,
@@ -378,7 +379,10 @@ def _expected(out: ModelOutput, start: int, stop: int) -> np.ndarray:
 
 def _missing(vectors: np.ndarray) -> np.ndarray | None:
     """Where values are missing (NaN), or None when none is."""
-    missing = np.isnan(vectors)
+    return _missing_of(np.isnan(vectors))
+
+
+def _missing_of(missing: np.ndarray) -> np.ndarray | None:
     return missing if missing.any() else None
 
 

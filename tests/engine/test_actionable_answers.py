@@ -294,6 +294,22 @@ async def test_an_older_model_answers_no_severity(old, old_model):
     assert (await old.score(ScoreBatch(range(3), rows(old_model, 3)))).severity is None
 
 
+async def test_batches_scored_together_each_name_only_their_own_missing_cells(v3, v3_model):
+    """Stream messages waiting together share one model call and one look for NaN: each answer
+    still says which of its own cells were missing, and a batch without any says none."""
+    parts = [rows(v3_model, n) for n in (2, 3, 1, 2)]
+    parts[1][2, 3] = np.nan
+    parts[3][0, 0] = np.nan
+    batches, first = [], 0
+    for part in parts:
+        batches.append(ScoreBatch(list(range(first, first + len(part))), part))
+        first += len(part)
+    results = await v3.score_each(batches)
+    assert [r.missing is None for r in results] == [True, False, True, False]
+    np.testing.assert_array_equal(results[1].missing, np.isnan(parts[1]))
+    np.testing.assert_array_equal(results[3].missing, np.isnan(parts[3]))
+
+
 # --- Top features -----------------------------------------------------------------------------
 
 
