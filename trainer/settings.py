@@ -107,11 +107,13 @@ class TrainerSettings(BaseSettings):
     patience: PositiveInt = Field(
         default=10,
         description="Stop after this many epochs without a better validation loss (and never "
-        "fewer than 50 optimiser steps: small data takes one step per epoch). "
+        "fewer than 50 optimiser steps: a small table takes a few steps per epoch). "
         "Env: TRAINER_PATIENCE.",
     )
-    batch_size: PositiveInt = Field(
-        default=256, description="Rows per mini-batch. Env: TRAINER_BATCH_SIZE."
+    batch_size: PositiveInt | None = Field(
+        default=None,
+        description="Rows per mini-batch; unset = 256, lowered on small tables so that an epoch "
+        "takes at least 4 optimiser steps (never below 32 rows). Env: TRAINER_BATCH_SIZE.",
     )
     learning_rate: PositiveFloat = Field(
         default=3e-3, description="Adam learning rate. Env: TRAINER_LEARNING_RATE."

@@ -8,6 +8,7 @@ from datasentinel.trainer.detector.graph import build_scoring_graph
 from datasentinel.trainer.fitting.training import (
     MIN_BUDGET_EPOCHS,
     History,
+    batch_rows,
     budget_epochs,
     fit,
     group_scores,
@@ -34,10 +35,25 @@ def test_early_stopping_ends_before_max_epochs(split, quick_settings):
     settings = quick_settings(learning_rate=1e-9, epochs=50, patience=3)
     _, history = _fit(split, settings)
     assert history.best_epoch == 1
-    # 400 rows are 2 steps an epoch: patience is raised to MIN_PATIENCE_STEPS steps.
-    assert history.patience == patience_epochs(settings.patience, 400, settings.batch_size) == 25
+    # 400 rows are 4 steps of 100 rows an epoch: patience is raised to MIN_PATIENCE_STEPS steps.
+    assert history.patience == patience_epochs(settings.patience, 400, 100) == 13
     assert history.epochs_run == 1 + history.patience
     assert not history.still_improving()
+
+
+def test_small_tables_train_in_smaller_batches_unless_the_user_set_one():
+    # A few hundred rows at 256 a batch were one or two optimiser steps an epoch.
+    assert batch_rows(None, 100_000) == batch_rows(None, 1024) == 256
+    assert batch_rows(None, 400) == 100  # 4 steps an epoch
+    assert batch_rows(None, 144) == 36
+    assert batch_rows(None, 72) == batch_rows(None, 5) == 32  # never below 32 rows
+    assert batch_rows(64, 400) == batch_rows(64, 100_000) == 64  # the user's own, as set
+
+
+def test_the_log_names_the_batch_a_small_table_trains_in(split, quick_settings, caplog):
+    caplog.set_level("INFO", logger="datasentinel.trainer.fitting.training")
+    _fit(split, quick_settings(epochs=1))
+    assert "training on 400 rows x 8 features in batches of 100" in caplog.text
 
 
 def test_kept_weights_are_the_best_epochs(split, quick_settings):
