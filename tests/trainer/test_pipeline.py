@@ -16,12 +16,13 @@ from datasentinel.trainer.settings import TrainerSettings
 CSV_ROWS = 600
 UNSEEN_ROWS = 3000
 QUANTILE = 0.95
-# Measured over seeds 0-15 (10 epochs, as here), share of unseen rows flagged for 5% asked:
-# out-of-fold thresholds mean 5.1%, range 3.3-7.4%; the 0.95 quantile of the 120 validation rows
-# alone 1.1-9.6%, 6 of 16 seeds outside 5% / 1.5 .. 5% * 1.5. Seeds 1 and 14 are two of those
-# six (validation alone: 8.8% and 1.1%; out-of-fold: 4.2% and 4.2%), so this test fails if the
-# small-data threshold falls back to the validation split.
-SEEDS = [1, 14]
+# Measured over seeds 0-15 (10 epochs, as here; small tables train in batches of 120 since
+# issue 19), share of unseen rows flagged for 5% asked: out-of-fold thresholds mean 5.3%, range
+# 2.7-8.5% (2 of 16 seeds outside 5% / 1.5 .. 5% * 1.5); the 0.95 quantile of the 120 validation
+# rows alone 1.2-11.4%, 9 of 16 seeds outside. Seeds 11 and 14 are two of those nine, one above
+# and one below (validation alone: 8.2% and 1.2%; out-of-fold: 4.4% and 4.1%), so this test fails
+# if the small-data threshold falls back to the validation split.
+SEEDS = [11, 14]
 
 
 @pytest.fixture(scope="module", params=SEEDS, ids=[f"seed-{seed}" for seed in SEEDS])
