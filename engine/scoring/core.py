@@ -203,7 +203,9 @@ class ScoringCore:
         """One model call for the batches in ``slots``; each slot gets its result, or the error
         that stopped the call."""
         parts = [batches[slot] for slot in slots]
-        vectors = parts[0].vectors if len(parts) == 1 else np.concatenate([p.vectors for p in parts])
+        vectors = (
+            parts[0].vectors if len(parts) == 1 else np.concatenate([p.vectors for p in parts])
+        )
         try:
             out = await self._batcher.submit(vectors, inline=inline)
         except Exception as exc:  # e.g. overloaded, or shutting down: each of them is told
