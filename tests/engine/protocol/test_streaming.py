@@ -88,11 +88,21 @@ def _slow_first_group(groups: list, gate: asyncio.Event):
     return answer_all
 
 
+def _appending(answers: list):
+    """A stream's ``write``: keeps what was sent."""
+
+    async def write(answer) -> None:
+        answers.append(answer)
+
+    return write
+
+
 async def test_requests_arriving_during_an_answer_form_the_next_group_in_order():
     groups, gate = [], asyncio.Event()
     answer_all = _slow_first_group(groups, gate)
 
-    answers = [a async for a in answer_in_order(_feed(range(6), gate), answer_all, window=16)]
+    answers: list = []
+    await answer_in_order(_feed(range(6), gate), answer_all, 16, _appending(answers))
 
     assert answers == [f"answer {r}" for r in range(6)]
     assert groups == [[0], [1, 2, 3, 4, 5]]
@@ -102,7 +112,8 @@ async def test_window_bounds_the_requests_waiting_beyond_the_group_in_progress()
     groups, gate = [], asyncio.Event()
     answer_all = _slow_first_group(groups, gate)
 
-    answers = [a async for a in answer_in_order(_feed(range(12), gate), answer_all, window=4)]
+    answers: list = []
+    await answer_in_order(_feed(range(12), gate), answer_all, 4, _appending(answers))
 
     assert answers == [f"answer {r}" for r in range(12)]
     assert max(len(g) for g in groups[1:]) <= 4
@@ -115,6 +126,5 @@ async def test_a_broken_read_still_sends_the_answers_owed_then_raises():
         return list(group)
 
     with pytest.raises(ConnectionResetError):
-        async for answer in answer_in_order(_feed(range(5), fail_after=3), answer_all, 8):
-            sent.append(answer)
+        await answer_in_order(_feed(range(5), fail_after=3), answer_all, 8, _appending(sent))
     assert sent == [0, 1, 2]
