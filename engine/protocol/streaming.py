@@ -126,15 +126,17 @@ async def score_all(
             prepared.append(exc)
     batches = [p if isinstance(p, Exception) else p[0] for p in prepared]
     results = await core.score_each(batches)
-    answers = []
+    answers, answered = [], 0
     for request, ready, result in zip(requests, prepared, results, strict=True):
         try:
             if isinstance(result, Exception):
                 raise result
             answers.append(answer(request, ready[1], result))
+            answered += 1
         except Exception as exc:
             code, message = failed(rpc, exc, time.perf_counter() - start)
             answers.append(error(request, code, message))
-        else:
-            metrics().observe_request(rpc, grpc.StatusCode.OK.name, time.perf_counter() - start)
+    if answered:  # one update for the group's answers, each counted (a lock per metric update)
+        ok = grpc.StatusCode.OK.name
+        metrics().observe_request(rpc, ok, time.perf_counter() - start, answered)
     return answers

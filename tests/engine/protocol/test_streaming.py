@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from datasentinel.engine.errors import InvalidInput, TooLarge
+from datasentinel.engine.metrics.collectors import metrics
 from datasentinel.engine.model.session import RuntimeOptions, load_model
-from datasentinel.engine.protocol.streaming import answer_in_order
+from datasentinel.engine.protocol.streaming import answer_in_order, score_all
 from datasentinel.engine.scoring.core import Limits, ScoreBatch, ScoringCore
 
 
@@ -63,6 +64,37 @@ async def test_score_each_splits_groups_at_max_merge_rows_in_order(core, tiny_mo
         scores, _ = tiny_model.expected(batch.vectors)
         np.testing.assert_allclose(outcome.scores, scores, rtol=1e-5, atol=1e-6)
     assert sum(core.model_calls) == 30 and max(core.model_calls) <= 10
+
+
+def _requests_count(rpc: str, code: str) -> float:
+    return metrics().requests.labels(rpc, code)._value.get()
+
+
+def _latency_count(rpc: str) -> float:
+    return sum(bucket.get() for bucket in metrics().latency.labels(rpc)._buckets)
+
+
+async def test_a_group_counts_every_message_in_the_metrics_the_failed_one_by_its_code(core):
+    inf = rows(1, 2)
+    inf.vectors[0, 1] = np.inf
+    group = [rows(1, 1), inf, rows(1, 3), rows(2, 4), rows(1, 5)]
+    before = [_requests_count("GroupProbe", c) for c in ("OK", "INVALID_ARGUMENT")]
+    latency_before = _latency_count("GroupProbe")
+
+    answers = await score_all(
+        core,
+        "GroupProbe",
+        group,
+        lambda batch: (batch, None),
+        lambda batch, _, result: ("ok", list(result.ids)),
+        lambda batch, code, message: (code.name, message),
+    )
+
+    assert [a[0] for a in answers] == ["ok", "INVALID_ARGUMENT", "ok", "ok", "ok"]
+    assert "Inf" in answers[1][1] and answers[3][1] == group[3].ids
+    after = [_requests_count("GroupProbe", c) for c in ("OK", "INVALID_ARGUMENT")]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [4, 1]
+    assert _latency_count("GroupProbe") - latency_before == 5
 
 
 async def _feed(items, gate: asyncio.Event | None = None, fail_after: int | None = None):
