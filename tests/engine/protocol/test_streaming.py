@@ -57,6 +57,20 @@ async def test_score_each_scores_a_group_in_one_call_and_fails_bad_batches_alone
     assert core.model_calls == [4]  # the two valid batches, merged
 
 
+async def test_score_each_fails_each_non_finite_batch_alone_naming_its_own_id(core):
+    inf, nan = rows(1, 2), rows(2, 3)
+    inf.vectors[0, 1] = np.inf
+    nan.vectors[1, 2] = np.nan
+    group = [rows(1, 1), inf, rows(1, 4), nan, rows(1, 5)]
+
+    outcomes = await core.score_each(group)
+
+    assert isinstance(outcomes[1], InvalidInput) and "(id 200)" in str(outcomes[1])
+    assert isinstance(outcomes[3], InvalidInput) and "(id 301)" in str(outcomes[3])
+    assert [outcomes[slot].ids for slot in (0, 2, 4)] == [group[slot].ids for slot in (0, 2, 4)]
+    assert core.model_calls == [3]
+
+
 async def test_score_each_splits_groups_at_max_merge_rows_in_order(core, tiny_model):
     group = [rows(6, seed) for seed in range(1, 6)]  # 30 rows, at most 10 per call
     outcomes = await core.score_each(group)
