@@ -73,16 +73,16 @@ class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
 
     async def ModelStreamInfer(
         self, requests: AsyncIterator[oip.ModelInferRequest], context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[oip.ModelStreamInferResponse]:
-        async for answer in answer_in_order(
+    ) -> None:
+        await answer_in_order(
             requests,
             self._answer_all,
             self._window,
+            context.write,
             rpc="ModelStreamInfer",
             weigh=convert.payload_bytes,
             buffer_bytes=self._buffer,
-        ):
-            yield answer
+        )
 
     async def _answer_all(
         self, requests: list[oip.ModelInferRequest]

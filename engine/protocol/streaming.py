@@ -36,16 +36,21 @@ async def answer_in_order(
     requests: AsyncIterator[Request],
     answer_all: Callable[[list[Request]], Awaitable[Sequence[Answer]]],
     window: int,
+    write: Callable[[Answer], Awaitable[None]],
     *,
     rpc: str = "stream",
     weigh: Callable[[Request], int] = lambda request: 0,
     buffer_bytes: int = 0,
-) -> AsyncIterator[Answer]:
-    """Yields one answer per request, in order. ``answer_all`` answers a group of requests, one
-    answer each, in order; it must not raise for a bad request (it answers with an error
-    instead): one request never ends the stream. ``weigh`` gives a request's payload size in
-    bytes, for the ``buffer_bytes`` bound (0: no bound). A cancelled stream (client cancel or
-    deadline) is recorded in the metrics under ``rpc``."""
+) -> None:
+    """Writes one answer per request with ``write``, in order. ``answer_all`` answers a group of
+    requests, one answer each, in order; it must not raise for a bad request (it answers with an
+    error instead): one request never ends the stream. ``weigh`` gives a request's payload size
+    in bytes, for the ``buffer_bytes`` bound (0: no bound). A cancelled stream (client cancel or
+    deadline) is recorded in the metrics under ``rpc``.
+
+    A coroutine that writes (grpc.aio's reader-writer API, ``context.write``), not an async
+    generator: each answer went up through three generator layers (this one, the servicer's
+    re-yield, call admission's), one suspension each per message."""
     start = time.perf_counter()
     waiting: asyncio.Queue = asyncio.Queue(window)
     budget = _Budget(buffer_bytes)
@@ -60,7 +65,7 @@ async def answer_in_order(
                 group.pop()
             if group:
                 for answer in await answer_all([request for request, _ in group]):
-                    yield answer
+                    await write(answer)
                 budget.give(sum(size for _, size in group))
         await reader  # re-raises a failed read (e.g. the client cancelled)
     except asyncio.CancelledError:
@@ -121,15 +126,17 @@ async def score_all(
             prepared.append(exc)
     batches = [p if isinstance(p, Exception) else p[0] for p in prepared]
     results = await core.score_each(batches)
-    answers = []
+    answers, answered = [], 0
     for request, ready, result in zip(requests, prepared, results, strict=True):
         try:
             if isinstance(result, Exception):
                 raise result
             answers.append(answer(request, ready[1], result))
+            answered += 1
         except Exception as exc:
             code, message = failed(rpc, exc, time.perf_counter() - start)
             answers.append(error(request, code, message))
-        else:
-            metrics().observe_request(rpc, grpc.StatusCode.OK.name, time.perf_counter() - start)
+    if answered:  # one update for the group's answers, each counted (a lock per metric update)
+        ok = grpc.StatusCode.OK.name
+        metrics().observe_request(rpc, ok, time.perf_counter() - start, answered)
     return answers

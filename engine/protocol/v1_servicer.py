@@ -30,16 +30,16 @@ class AnomalyScorerServicer(pb_grpc.AnomalyScorerServicer):
 
     async def ScoreStream(
         self, requests: AsyncIterator[pb.ScoreRequest], context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.ScoreStreamResponse]:
-        async for answer in answer_in_order(
+    ) -> None:
+        await answer_in_order(
             requests,
             self._answer_all,
             self._window,
+            context.write,
             rpc="ScoreStream",
             weigh=converters.payload_bytes,
             buffer_bytes=self._buffer,
-        ):
-            yield answer
+        )
 
     async def _answer_all(self, requests: list[pb.ScoreRequest]) -> list[pb.ScoreStreamResponse]:
         """Each stream request's answer: its results, or its own error; never ends the stream."""

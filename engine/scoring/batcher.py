@@ -50,13 +50,17 @@ class GreedyBatcher:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="scoring")
         self._task: asyncio.Task[None] | None = None
         self._closing = False
-        self._busy = False  # the worker is between taking jobs and finishing their model call
+        # Model calls taken on and not finished: the worker's, and one run straight from submit.
+        self._busy = 0
+        self._thread_free = asyncio.Event()  # no call straight from submit holds the thread
+        self._thread_free.set()
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._work(), name="batcher")
 
     async def submit(self, vectors: np.ndarray, inline: bool = True) -> ModelOutput:
-        """Queues ``vectors`` and waits for their results (rows in the same order).
+        """Queues ``vectors`` and waits for their results (rows in the same order); on an idle
+        batcher, runs them at once (small ones inline, the rest on the scoring thread).
         ``inline=False``: never on the event loop, always on the scoring thread. For unary calls:
         grpc.aio starts their handlers one per loop turn (1 worker, 64 single-vector calls in
         flight: 1.03 calls per loop turn), so a call run inline is over before the next one
@@ -64,12 +68,13 @@ class GreedyBatcher:
         arrive meanwhile queue and go together."""
         if self._closing:
             raise Unavailable("engine is shutting down; retry on another instance")
-        small = len(vectors) <= self._inline_rows
-        if inline and small and not self._busy and self._queue.empty():
+        if not self._busy and self._queue.empty():
             # Nothing to merge with and nothing ahead of us: run now, skipping the hand-off to
             # the worker task and back (two event-loop switches per request).
-            self._on_batch(len(vectors), 0)
-            return self._run(vectors)
+            if inline and len(vectors) <= self._inline_rows:
+                self._on_batch(len(vectors), 0)
+                return self._run(vectors)
+            return await self._run_alone(vectors)
         job = _Job(vectors, asyncio.get_running_loop().create_future(), inline)
         try:
             self._queue.put_nowait(job)
@@ -80,6 +85,24 @@ class GreedyBatcher:
             ) from None
         return await job.future
 
+    async def _run_alone(self, vectors: np.ndarray) -> ModelOutput:
+        """One call on the scoring thread, awaited by its caller: no job, no future and no
+        worker wake-up. Calls arriving meanwhile queue; the worker waits for this one before
+        taking them, so they still go together."""
+        self._busy += 1
+        self._thread_free.clear()
+        self._on_batch(len(vectors), 0)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._run, vectors
+            )
+        except Exception:
+            log.exception("model run failed on a batch of %d rows", len(vectors))
+            raise
+        finally:
+            self._busy -= 1
+            self._thread_free.set()
+
     async def close(self) -> None:
         """Finishes every queued job, then stops the worker."""
         self._closing = True
@@ -89,19 +112,17 @@ class GreedyBatcher:
         self._executor.shutdown(wait=True)
 
     async def _work(self) -> None:
-        while (jobs := await self._next_jobs()) is not None:
-            self._busy = True
+        while (first := self._carry or await self._queue.get()) is not None:
+            self._carry = None
+            self._busy += 1
             try:
-                await self._run_jobs(jobs)
+                await self._thread_free.wait()  # behind a call run straight from submit
+                await self._run_jobs(self._more_jobs(first))
             finally:
-                self._busy = False
+                self._busy -= 1
 
-    async def _next_jobs(self) -> list[_Job] | None:
-        """Waits for one job, then greedily adds whatever else is queued, up to ``max_rows``."""
-        first = self._carry or await self._queue.get()
-        self._carry = None
-        if first is None:
-            return None
+    def _more_jobs(self, first: _Job) -> list[_Job]:
+        """``first``, and greedily whatever else is queued, up to ``max_rows``."""
         jobs, rows = [first], len(first.vectors)
         while rows < self._max_rows and not self._queue.empty():
             job = self._queue.get_nowait()

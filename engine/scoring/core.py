@@ -158,13 +158,26 @@ class ScoringCore:
             if isinstance(batch, Exception):
                 continue
             try:
-                self.validate(batch)
+                self._check_form(batch)
                 valid.append(slot)
             except EngineError as exc:
                 outcomes[slot] = exc
+        if valid and not _all_finite([batches[slot].vectors for slot in valid]):
+            valid = self._with_scorable_values(batches, valid, outcomes)
         chunks = self._chunks(valid, [len(batches[slot].vectors) for slot in valid])
         await asyncio.gather(*(self._score_chunk(batches, chunk, outcomes) for chunk in chunks))
         return outcomes
+
+    def _with_scorable_values(self, batches, slots: list[int], outcomes: list) -> list[int]:
+        """``slots`` without the batches whose values cannot be scored (each gets its error)."""
+        scorable = []
+        for slot in slots:
+            try:
+                self._check_values(batches[slot])
+                scorable.append(slot)
+            except EngineError as exc:
+                outcomes[slot] = exc
+        return scorable
 
     def _chunks(self, slots: list[int], rows: list[int]) -> list[list[int]]:
         """Consecutive slots, up to ``max_merge_rows`` rows per chunk (at least one slot)."""
@@ -274,6 +287,11 @@ class ScoringCore:
 
     def validate(self, batch: ScoreBatch) -> None:
         """Raises InvalidInput / TooLarge with a message that tells the client what to fix."""
+        self._check_form(batch)
+        self._check_values(batch)
+
+    def _check_form(self, batch: ScoreBatch) -> None:
+        """Everything ``validate`` checks but the values themselves."""
         vectors, config = batch.vectors, self.model.config
         rows = vectors.shape[0]
         if rows == 0:
@@ -293,6 +311,10 @@ class ScoringCore:
             raise InvalidInput(f"{len(batch.ids)} ids for {rows} vectors: send one id per vector")
         _check_unique(batch.ids)
         _check_options(batch, self.model)
+
+    def _check_values(self, batch: ScoreBatch) -> None:
+        """NaN (for a model that fills it in) and Inf, refused with where they are."""
+        vectors, config = batch.vectors, self.model.config
         finite = np.isfinite(vectors)
         if finite.all():
             return
@@ -313,6 +335,15 @@ class ScoringCore:
                 "retrain with this version's trainer to send missing values as NaN)"
             )
         raise InvalidInput(f"{_where(batch, row, col, config)}: {advice}")
+
+
+def _all_finite(parts: list[np.ndarray]) -> bool:
+    """Whether every value of ``parts`` is finite, in one look. Per batch, a group of 64
+    single-vector stream messages made 64 isfinite + all calls: 2.4 us per message against 0.3
+    us merged (1024-row messages: 4.2 against 3.2 us). Only when the answer is no does each
+    batch get its own look, for its own error."""
+    merged = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    return bool(np.isfinite(merged).all())
 
 
 def _where(batch: ScoreBatch, row: int, col: int, config) -> str:

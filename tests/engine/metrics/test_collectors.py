@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from datasentinel.engine.metrics.collectors import SMALL_BATCH, observe_many
+from datasentinel.engine.metrics.collectors import SMALL_BATCH, observe_many, observe_repeated
 
 
 def exposition(registry):
@@ -23,6 +23,17 @@ def test_observe_many_equals_observe_one_by_one():
     observe_many(by_many, values)
     assert exposition(one) == exposition(many)
     assert 'h_bucket{le="0.5"} 3.0' in exposition(many)
+
+
+@pytest.mark.parametrize("value", [0.0, 0.3, 0.5, 0.7, 1.0, 2.0, 7.5])
+def test_observe_repeated_equals_observe_count_times(value):
+    one, repeated = CollectorRegistry(), CollectorRegistry()
+    by_one = Histogram("h", "h", buckets=(0.5, 1, 2), registry=one)
+    by_repeated = Histogram("h", "h", buckets=(0.5, 1, 2), registry=repeated)
+    for _ in range(5):
+        by_one.observe(value)
+    observe_repeated(by_repeated, value, 5)
+    assert exposition(one) == exposition(repeated)
 
 
 def test_observe_many_buckets_infinities_and_nan_as_observe_does():

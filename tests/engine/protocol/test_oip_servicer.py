@@ -21,11 +21,16 @@ class Aborted(Exception):
 
 
 class Context:
-    """What the servicer uses of grpc.aio.ServicerContext: abort, which ends the call."""
+    """What the servicer uses of grpc.aio.ServicerContext: abort, which ends the call, and a
+    stream's write (kept in ``written``)."""
 
     def __init__(self) -> None:
         self.code: grpc.StatusCode | None = None
         self.details = ""
+        self.written: list = []
+
+    async def write(self, message) -> None:
+        self.written.append(message)
 
     async def abort(self, code: grpc.StatusCode, details: str) -> None:
         self.code, self.details = code, details
@@ -124,7 +129,9 @@ async def test_a_stream_answers_each_request_in_order_and_errors_in_place(servic
         yield Undecodable(InvalidInput("not a valid ModelInferRequest"))
         yield infer(rows(tiny_model, 1), id="c")
 
-    answers = [a async for a in servicer.ModelStreamInfer(requests(), Context())]
+    context = Context()
+    await servicer.ModelStreamInfer(requests(), context)
+    answers = context.written
     assert [(a.infer_response.id, bool(a.error_message)) for a in answers] == [
         ("a", False),
         ("b", True),

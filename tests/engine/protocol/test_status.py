@@ -68,9 +68,11 @@ async def test_a_cancelled_stream_is_counted():
 
     answers: list[str] = []
 
+    async def write(answer):
+        answers.append(answer)
+
     async def serve():
-        async for answer in answer_in_order(requests(), answer_all, 4, rpc="StreamProbe"):
-            answers.append(answer)
+        await answer_in_order(requests(), answer_all, 4, write, rpc="StreamProbe")
 
     stream = asyncio.create_task(serve())
     for _ in range(5):
@@ -98,10 +100,13 @@ async def test_a_stream_stops_reading_past_its_buffer_until_answers_go_out():
 
     answers: list[int] = []
 
+    async def write(answer):
+        answers.append(answer)
+
     async def serve():
-        stream = answer_in_order(requests(), answer_all, 64, weigh=lambda r: 100, buffer_bytes=250)
-        async for answer in stream:
-            answers.append(answer)
+        await answer_in_order(
+            requests(), answer_all, 64, write, weigh=lambda r: 100, buffer_bytes=250
+        )
 
     task = asyncio.create_task(serve())
     for _ in range(20):

@@ -163,3 +163,20 @@ async def test_idle_batcher_runs_small_requests_at_once_but_never_ahead_of_the_q
     out = await batcher.submit(rows(7, 2))  # idle again: answered directly
     assert model.calls == [10, 1, 2] and list(out.scores) == [7, 8]
     await batcher.close()
+
+
+async def test_calls_queued_behind_one_run_straight_from_submit_still_merge_in_order():
+    model = RecordingModel()
+    batcher = await started(model)
+    model.release.clear()
+    alone = asyncio.ensure_future(batcher.submit(rows(0, 3), inline=False))  # idle: run at once
+    await running(model)
+    later = []
+    for i in (1, 2):  # the worker wakes for the first of them before the second arrives
+        later.append(asyncio.ensure_future(batcher.submit(rows(10 * i, 2), inline=False)))
+        await asyncio.sleep(0.02)
+    model.release.set()
+    outs = await asyncio.gather(alone, *later)
+    assert model.calls == [3, 4]  # the two that waited went together, after the first
+    assert [list(out.scores) for out in outs] == [[0, 1, 2], [10, 11], [20, 21]]
+    await batcher.close()

@@ -80,3 +80,22 @@ async def test_a_second_group_goes_while_the_first_is_held_and_the_rest_wait_for
     groups.gate.set()
     assert await asyncio.gather(*calls) == [2, 4, 6, 8]
     assert groups.groups == [[1], [2], [3, 4]]
+
+
+async def test_a_call_alone_is_scored_in_its_own_task_and_later_arrivals_still_go_together():
+    tasks, gate = [], asyncio.Event()
+
+    async def record(batches):
+        tasks.append((asyncio.current_task(), batches))
+        await gate.wait()
+        return [2 * b for b in batches]
+
+    together = Coalescer(record)
+    alone = asyncio.create_task(together.score(1))
+    await asyncio.sleep(0)
+    later = [asyncio.create_task(together.score(n)) for n in (2, 3, 4)]
+    await asyncio.sleep(0.01)
+    gate.set()
+    assert await asyncio.gather(alone, *later) == [2, 4, 6, 8]
+    assert tasks[0] == (alone, [1])  # no runner task, no future for a call with no company
+    assert [batches for _, batches in tasks[1:]] == [[2, 3, 4]]
