@@ -237,6 +237,8 @@ class EngineProcess:
     lines: list[str] = field(default_factory=list)
     # TLS credentials for channel() (and so wait_serving) when the engine serves TLS.
     credentials: grpc.ChannelCredentials | None = None
+    # The thread that copies the process's output into ``lines`` (spawn_engine).
+    reader: threading.Thread | None = None
 
     @property
     def address(self) -> str:
@@ -248,6 +250,11 @@ class EngineProcess:
         return grpc.insecure_channel(self.address)
 
     def log(self) -> str:
+        """Everything logged so far; once the process has exited, everything it logged: the
+        reader thread is given time to copy the last lines (under load a test read the log right
+        after ``process.wait`` and missed a worker's last line)."""
+        if self.reader is not None and self.process.poll() is not None:
+            self.reader.join(10)
         return "".join(self.lines)
 
     def wait_log(self, text: str, count: int = 1, timeout: float = 60) -> None:
@@ -306,7 +313,8 @@ def spawn_engine(
                 found.set()
         found.set()
 
-    threading.Thread(target=pump, daemon=True).start()
+    engine.reader = threading.Thread(target=pump, daemon=True)
+    engine.reader.start()
     found.wait(60)
     return engine
 
