@@ -35,7 +35,7 @@ MIN_BUDGET_EPOCHS = 5
 # table of a few hundred training rows took one or two optimiser steps an epoch and early
 # stopping ended training while the autoencoders were still coarse. At least 4 steps an epoch,
 # batches of at least 32 rows (5 seeds, mean ROC-AUC: small_local, 144 training rows, 0.859 ->
-# ~0.89, KNN 0.920; tiny_categorical, 72 rows, 0.780 -> ~0.81, benchmarks/HISTORY.md). On 960
+# 0.891, KNN 0.920; tiny_categorical, 72 rows, 0.780 -> 0.817; benchmarks/DETECTION.md). On 960
 # rows, 4 steps of 256 rows already, 8 steps an epoch gave nothing (digits_local 0.809 / 0.810,
 # 2 seeds) and took 2-6x the time.
 DEFAULT_BATCH_ROWS = 256
@@ -114,7 +114,7 @@ def fit(
         return history
     validation_rows = torch.as_tensor(validation_features, dtype=torch.float32)
     best_state = _snapshot(graph)
-    _log_plan(history, train_rows.shape, batch, settings)
+    _log_plan(history, train_rows.shape, batch)
     with Progress(history.epoch_cap, settings.progress) as progress:
         for _ in range(history.epoch_cap):
             progress.start_epoch()
@@ -148,7 +148,7 @@ def budget_epochs(fit_budget: float, rows: int, features: int) -> int:
     return max(MIN_BUDGET_EPOCHS, math.floor(fit_budget / (rows * features)))
 
 
-def _log_plan(history: History, shape: torch.Size, batch: int, settings: TrainerSettings) -> None:
+def _log_plan(history: History, shape: torch.Size, batch: int) -> None:
     rows, features = shape
     why = "the fit budget" if history.capped_by_budget else "--epochs"
     log.info(
