@@ -380,11 +380,10 @@ def build_scoring_graph(
     latent = default_latent_dim(input_dim) if latent_dim is None else latent_dim
     narrow = Autoencoder(input_dim, hidden, latent_widths(latent, members))
     wide = Autoencoder(input_dim, hidden, wide_widths(input_dim, members))
-    groups = [
-        MemberGroup(narrow, *robust_scaling(train_features)),
-        MemberGroup(wide, *spread_scaling(train_features)),
-    ]
-    return ScoringGraph(groups, TailTerms.fit(train_features), fill)
+    robust = robust_scaling(train_features)  # the narrow group's and the tail table's
+    groups = [MemberGroup(narrow, *robust), MemberGroup(wide, *spread_scaling(train_features))]
+    tail = TailTerms.fit(train_features, tuple(part.copy() for part in robust))  # own buffers
+    return ScoringGraph(groups, tail, fill)
 
 
 def latent_widths(widest: int, members: int) -> list[int]:

@@ -42,15 +42,23 @@ class TailTerms(nn.Module):
         self.register_buffer("offsets", torch.arange(dim) * GRID)
 
     @classmethod
-    def fit(cls, features: np.ndarray) -> TailTerms:
-        centre, scale = robust_scaling(features)
-        u = signed_log((np.asarray(features, np.float64) - centre) / scale)
-        lower, upper = u.min(axis=0), u.max(axis=0)
-        # A constant feature gets steps of one unit: any other value then climbs the table.
-        step = np.where(upper > lower, (upper - lower) / (GRID - 1), 1.0)
-        grid = lower[:, None] + step[:, None] * np.arange(GRID)  # [D, GRID]
-        table = np.stack([_tail_nats(u[:, j], grid[j]) for j in range(u.shape[1])])
-        return cls(centre, scale, lower, step, table)
+    def fit(
+        cls, features: np.ndarray, scaling: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> TailTerms:
+        """``scaling``: ``robust_scaling(features)`` when the caller has it already."""
+        centre, scale = robust_scaling(features) if scaling is None else scaling
+        values = np.asarray(features, np.float64)
+        lower, step, table = [], [], []
+        # A column at a time: the signed log of a whole large table at once was most of the
+        # time of this fit (scaling.BLOCK_VALUES says why); each column's values are the same.
+        for j in range(values.shape[1]):
+            u = signed_log((values[:, j] - centre[j]) / scale[j])
+            low, high = u.min(), u.max()
+            # A constant feature gets steps of one unit: any other value then climbs the table.
+            lower.append(low)
+            step.append((high - low) / (GRID - 1) if high > low else 1.0)
+            table.append(_tail_nats(u, low + step[-1] * np.arange(GRID)))
+        return cls(centre, scale, np.array(lower), np.array(step), np.stack(table))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         u = signed_log((features - self.centre) / self.scale)

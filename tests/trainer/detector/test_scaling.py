@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from datasentinel.trainer.detector import scaling
 from datasentinel.trainer.detector.scaling import resolution, robust_scaling, spread_scaling
 
 ROWS = 2000
@@ -60,3 +61,42 @@ def test_resolution_is_the_median_gap_between_distinct_values():
     halves = counts / 2
     gaps = resolution(np.column_stack([counts, halves, np.full(ROWS, 9.0)]))
     np.testing.assert_array_equal(gaps, [1.0, 0.5, 0.0])
+
+
+def _mixed_table(rows: int = 300, columns: int = 7) -> np.ndarray:
+    """Normal, skewed, binary, count and constant columns, as float32 like the trainer's."""
+    rng = _rng()
+    table = rng.normal(size=(rows, columns))
+    table[:, 1] = np.exp(2 * table[:, 1])
+    table[:, 2] = rng.random(rows) < 0.05
+    table[:, 3] = rng.poisson(2.0, rows)
+    table[:, 4] = 3.0
+    return table.astype(np.float32)
+
+
+def _whole_table(features: np.ndarray) -> dict[str, np.ndarray]:
+    """The scalings' statistics computed on the whole table at once (how they were computed
+    before they went a block of columns at a time)."""
+    values = np.asarray(features, np.float64)
+    q = np.percentile(values, [1, 25, 50, 75, 99], axis=0)
+    return {
+        "robust": (q[3] - q[1]) / scaling.IQR_TO_STD,
+        "spread": np.clip(values, q[0], q[4]).std(axis=0),
+        "median": q[2],
+        "std": values.std(axis=0),
+    }
+
+
+@pytest.mark.parametrize("block", [1, 2 * 300, 3 * 300, 10_000])
+def test_scalings_computed_by_blocks_of_columns_equal_the_whole_table(monkeypatch, block):
+    # Blocks of 1, 2 and 3 columns (the last one short) and one block for all 7.
+    table = _mixed_table()
+    whole = _whole_table(table)
+    monkeypatch.setattr(scaling, "BLOCK_VALUES", block)
+    for fit, raw in ((robust_scaling, "robust"), (spread_scaling, "spread")):
+        centre, scale = fit(table)
+        np.testing.assert_array_equal(centre, whole["median"].astype(np.float32))
+        # Columns 0, 1, 3 are scaled by the statistic itself (2: its step, 4: constant -> 1).
+        expected = np.maximum(whole[raw], scaling.resolution(table))
+        np.testing.assert_array_equal(scale[[0, 1, 3]], expected[[0, 1, 3]].astype(np.float32))
+        assert scale[2] == 1.0 and scale[4] == 1.0

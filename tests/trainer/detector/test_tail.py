@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from datasentinel.trainer.detector.tail import TailTerms
+from datasentinel.trainer.detector.scaling import robust_scaling
+from datasentinel.trainer.detector.tail import GRID, TailTerms, _tail_nats, signed_log
 
 ROWS = 2000
 
@@ -81,3 +82,26 @@ def test_constant_column_scores_zero_at_its_value_and_more_elsewhere():
     at_value, *elsewhere = _terms(tail, np.array([4.2, 4.3, 4.1, 100.0, -100.0]))
     assert at_value == 0
     assert min(elsewhere) > 0
+
+
+def test_fit_column_by_column_equals_the_whole_table_at_once():
+    # The fit goes a column at a time (memory); its grid and table must be those of the signed
+    # log of the whole table at once, for every kind of column (the constant one included).
+    rng = _rng()
+    table = np.column_stack(
+        [rng.normal(size=500), np.exp(2 * rng.normal(size=500)), rng.random(500) < 0.05,
+         rng.poisson(2.0, 500), np.full(500, 3.0)]
+    ).astype(np.float32)  # fmt: skip
+    centre, scale = robust_scaling(table)
+    u = signed_log((np.asarray(table, np.float64) - centre) / scale)
+    lower, upper = u.min(axis=0), u.max(axis=0)
+    step = np.where(upper > lower, (upper - lower) / (GRID - 1), 1.0)
+    grid = lower[:, None] + step[:, None] * np.arange(GRID)
+    whole = np.stack([_tail_nats(u[:, j], grid[j]) for j in range(u.shape[1])])
+    tail = TailTerms.fit(table)
+    np.testing.assert_array_equal(tail.lower.numpy(), lower.astype(np.float32))
+    np.testing.assert_array_equal(tail.step.numpy(), step.astype(np.float32))
+    np.testing.assert_array_equal(tail.table.numpy(), whole.astype(np.float32).reshape(-1))
+    # Given the scaling it would compute itself, it fits the same table.
+    again = TailTerms.fit(table, (centre, scale))
+    np.testing.assert_array_equal(again.table.numpy(), tail.table.numpy())
