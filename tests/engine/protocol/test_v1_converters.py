@@ -6,6 +6,8 @@ import dataclasses
 
 import numpy as np
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from datasentinel.engine.protocol import v1_converters as converters
 from datasentinel.engine.scoring.core import ScoredBatch, TopFeatures
@@ -173,3 +175,26 @@ def test_explanations_laid_out_by_numpy_are_the_joined_ones(parts, name_length):
     joined = converters._joined(rows, top, missing, wire)
     assert converters._masked(rows, top, missing, wire) == joined
     assert len(pb.ScoreResponse.FromString(joined).explanations) == rows
+
+
+@given(st.integers(0, 2**64 - 1))
+@example(0)
+@example(127)
+@example(128)
+@example(2**14)
+@example(2**64 - 1)
+def test_varints_are_protobufs_own_encoding(n):
+    # ids is field 2, packed: key 0x12, the length (one byte here), then n's varint.
+    assert pb.ScoreRequest(ids=[n]).SerializeToString()[2:] == converters._varint(n)
+
+
+def test_each_answer_carries_its_own_threshold_and_model_version():
+    # The threshold and version bytes are kept between answers: a request's own threshold, or a
+    # reloaded model's version, must still reach its answer and no other.
+    request = _request([1, 2])
+    for threshold, version in [(2.0, "v1"), (0.5, "v1"), (2.0, "v2"), (2.0, "v1")]:
+        result = dataclasses.replace(
+            _result(request, False), threshold=threshold, model_version=version
+        )
+        response = converters.response_from_result(result, request)
+        assert (response.threshold, response.model_version) == (threshold, version)
