@@ -40,6 +40,7 @@ def refusals_after_stop(engine, dim, timeout=20.0) -> list[grpc.StatusCode]:
 
 def test_sigterm_answers_the_stream_in_flight_and_refuses_new_calls(tiny_model, start_engine):
     engine = start_engine(tiny_model.dir, "--workers", "2", "--grace-seconds", "30")
+    engine.wait_log("SERVING model", 2)  # a worker still starting when SIGTERM comes logs nothing
     dim, go_on = tiny_model.dim, threading.Event()
 
     def requests():

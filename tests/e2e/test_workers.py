@@ -44,6 +44,7 @@ def versions_seen(engine, dim, connections=12) -> set[str]:
 
 def test_workers_share_the_port_and_stop_together(tiny_model, start_engine):
     engine = start_engine(tiny_model.dir, "--workers", "2")
+    engine.wait_log("SERVING model", 2)  # both have handlers for the SIGTERM counted below
     workers = workers_of(engine)
     assert len(workers) == 2
     assert versions_seen(engine, tiny_model.dim) == {tiny_model.version}
