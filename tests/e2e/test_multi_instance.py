@@ -49,9 +49,10 @@ ENGINE_ENV = {
 }
 # Fair share is 1/3 each. Each stream sits on one engine for a connection age, and 4 streams
 # over 3 engines put two on one of them at any moment (50/25/25), with the first picks made
-# while some connections may still be coming up; 15% (less than half a fair share) allows for
-# that and still fails when one engine is skipped or starved (pick_first gives 100/0/0).
-MIN_SHARE = 0.15
+# while some connections may still be coming up; 10% (less than a third of a fair share) allows
+# for that and still fails when one engine is skipped or starved (pick_first gives 100/0/0). A
+# CI run on a loaded machine measured 50/14.4/35.5 against an earlier bound of 15%.
+MIN_SHARE = 0.10
 # The producer retries a refused address at most every 2 s (max_reconnect_backoff_ms), then
 # a stream re-picks within a connection age plus its grace; 2 s more for a loaded machine.
 MAX_PICKUP_S = 2.0 + AGE_S + GRACE_S + 2.0
