@@ -49,7 +49,7 @@ def stream_result_bytes(result: ScoredBatch, request: pb.ScoreRequest) -> bytes:
     bytes on)."""
     body = response_bytes(result, request)
     head = pb.ScoreStreamResponse(request_id=request.request_id).SerializeToString()
-    return head + _RESULT_KEY + _varint(len(body)) + body
+    return head + _packed(_RESULT, body)  # a message field: key, length, bytes, as packed ones
 
 
 def response_bytes(result: ScoredBatch, request: pb.ScoreRequest) -> bytes:
@@ -125,7 +125,6 @@ _FLAGS = pb.ScoreResponse.DESCRIPTOR.fields_by_name["is_anomaly"].number
 _SEVERITY = pb.ScoreResponse.DESCRIPTOR.fields_by_name["severity"].number
 _EXPLANATIONS = pb.ScoreResponse.DESCRIPTOR.fields_by_name["explanations"].number
 _RESULT = pb.ScoreStreamResponse.DESCRIPTOR.fields_by_name["result"].number
-_RESULT_KEY = bytes((_RESULT << 3 | 2,))  # a one-byte key: field numbers up to 15
 # Request fields the response must not echo (the echo copies the request's wire bytes).
 _REQUEST_ONLY = ("vectors", "include_feature_errors", "threshold", "top_features")
 _ROW = pb.RowExplanation.DESCRIPTOR.fields_by_name
