@@ -77,7 +77,7 @@ def test_a_dead_worker_is_logged_and_started_again(tiny_model, start_engine):
     engine = start_engine(tiny_model.dir, "--workers", "2")
     # Health says SERVING once the first worker does: kill only after both have loaded, or the
     # count of SERVING lines below misses the one the killed worker never wrote.
-    assert wait_until(lambda: engine.log().count("SERVING model") == 2), engine.log()
+    engine.wait_log("SERVING model", 2, timeout=30)
     first, second = workers_of(engine)
     os.kill(first, signal.SIGKILL)
     assert wait_until(lambda: len(workers_of(engine)) == 2 and first not in workers_of(engine))

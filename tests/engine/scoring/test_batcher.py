@@ -190,18 +190,31 @@ async def until(condition, seconds: float = 2.0) -> None:
     raise AssertionError("condition not met in time")
 
 
-async def test_the_next_call_is_handed_to_the_thread_while_one_runs():
-    # One call at a time kept the next one in the queue until the running call's results were
-    # delivered on the event loop, and the thread sat idle meanwhile.
-    gates = [threading.Event() for _ in range(3)]
-    calls: list[int] = []
+class GatedModel:
+    """Holds each call on its own gate until released; records each call's rows and thread."""
 
-    def model(vectors):
-        gate = gates[len(calls)]
-        calls.append(len(vectors))
+    def __init__(self, calls: int) -> None:
+        self.gates = [threading.Event() for _ in range(calls)]
+        self.calls: list[int] = []
+        self.threads: list[str] = []
+
+    def __call__(self, vectors):
+        gate = self.gates[len(self.calls)]
+        self.calls.append(len(vectors))
+        self.threads.append(threading.current_thread().name)
         gate.wait(5)
         return ModelOutput(vectors[:, 0].copy(), vectors, 0.5, "v1")
 
+    def release_all(self) -> None:
+        for gate in self.gates:
+            gate.set()
+
+
+async def test_the_next_call_is_handed_to_the_thread_while_one_runs():
+    # One call at a time kept the next one in the queue until the running call's results were
+    # delivered on the event loop, and the thread sat idle meanwhile.
+    model = GatedModel(3)
+    gates, calls = model.gates, model.calls
     handed: list[int] = []
     batcher = GreedyBatcher(
         model,
@@ -219,8 +232,7 @@ async def test_the_next_call_is_handed_to_the_thread_while_one_runs():
     await until(lambda: len(calls) == 2)
     await until(lambda: len(handed) == 3)  # the third is handed over while the second runs
     assert calls == [2, 2] and not queued[0].done()
-    for gate in gates:
-        gate.set()
+    model.release_all()
     outs = await asyncio.gather(alone, *queued)
     assert [list(out.scores) for out in outs] == [[0, 1], [10, 11], [20, 21]]
     assert calls == [2, 2, 2]
@@ -228,15 +240,8 @@ async def test_the_next_call_is_handed_to_the_thread_while_one_runs():
 
 
 async def test_a_small_call_never_runs_inline_beside_a_call_on_the_thread():
-    gates = [threading.Event() for _ in range(3)]
-    calls: list[tuple[int, str]] = []
-
-    def model(vectors):
-        gate = gates[len(calls)]
-        calls.append((len(vectors), threading.current_thread().name))
-        gate.wait(5)
-        return ModelOutput(vectors[:, 0].copy(), vectors, 0.5, "v1")
-
+    model = GatedModel(3)
+    gates, calls = model.gates, model.calls
     batcher = GreedyBatcher(model, max_rows=10, max_queue=10, inline_rows=4, pipeline_rows=1)
     batcher.start()
     alone = asyncio.ensure_future(batcher.submit(rows(0, 10)))  # idle, too big for inline
@@ -248,25 +253,17 @@ async def test_a_small_call_never_runs_inline_beside_a_call_on_the_thread():
     await until(lambda: len(calls) == 2)
     await asyncio.sleep(0.02)
     assert not small.done()  # it waits for the thread rather than running on the loop beside it
-    for gate in gates:
-        gate.set()
+    model.release_all()
     await asyncio.gather(alone, big, small)
-    assert [rows_ for rows_, _ in calls] == [10, 10, 1]
-    assert calls[2][1].startswith("scoring")
+    assert calls == [10, 10, 1]
+    assert model.threads[2].startswith("scoring")
     await batcher.close()
 
 
 async def test_small_requests_wait_for_the_thread_and_go_together():
     # Handed over early, each small request behind a running call would have been its own call.
-    gates = [threading.Event() for _ in range(4)]
-    calls: list[int] = []
-
-    def model(vectors):
-        gate = gates[len(calls)]
-        calls.append(len(vectors))
-        gate.wait(5)
-        return ModelOutput(vectors[:, 0].copy(), vectors, 0.5, "v1")
-
+    model = GatedModel(4)
+    gates, calls = model.gates, model.calls
     batcher = GreedyBatcher(model, max_rows=100, max_queue=10, pipeline_rows=4)
     batcher.start()
     alone = asyncio.ensure_future(batcher.submit(rows(0, 2), inline=False))  # idle: at once
@@ -279,8 +276,7 @@ async def test_small_requests_wait_for_the_thread_and_go_together():
     for i in range(3):  # one at a time, the worker free to take each as it comes
         small.append(asyncio.ensure_future(batcher.submit(rows(100 + i, 1), inline=False)))
         await asyncio.sleep(0.01)
-    for gate in gates:
-        gate.set()
+    model.release_all()
     outs = await asyncio.gather(alone, held, *small)
     assert calls == [2, 3, 3]
     assert [list(out.scores) for out in outs] == [[0, 1], [10, 11, 12], [100], [101], [102]]
